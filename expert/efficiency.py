@@ -1,0 +1,75 @@
+"""The calibration table (facts/efficiency.yaml): achievable fractions of peak, each with its source.
+
+These are the only constants in the estimator that are not datasheet or config facts. Each is a
+physical quantity (a fraction of peak bandwidth, a per-layer launch overhead, a link bandwidth)
+taken from published measurements or fitted to the validation set, never a fudge factor on a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import FactError, located
+from .schema import Field, validate
+from .yamlio import plain
+
+_SRC = Field("list", item=Field("str"))
+
+_DECODE_ENGINE = {
+    "bandwidth_fraction": Field("num", min=0.05, max=1.0),
+    "layer_overhead_us": Field("num", min=0, max=10000),
+    "compute_fraction": Field("num", min=0.01, max=1.0),
+    "sources": _SRC,
+    "basis": Field("str"),
+}
+_PREFILL_ENGINE = {
+    "mfu": Field("num", min=0.01, max=1.0),
+    "fp16_accumulate": Field("bool"),
+    "sources": _SRC,
+    "basis": Field("str"),
+}
+_VALUE = {"value": Field("num", min=0, max=1e6), "sources": _SRC, "basis": Field("str")}
+
+EFFICIENCY_SPEC: dict[str, Field] = {
+    "sources": Field("map", values=Field("any")),
+    "decode": Field("map", values=Field("map", spec=_DECODE_ENGINE)),
+    "prefill": Field("map", values=Field("map", spec=_PREFILL_ENGINE)),
+    "constants": Field("map", values=Field("map", spec=_VALUE)),
+}
+
+REQUIRED_CONSTANTS = (
+    "geforce_fp16_accumulate_factor",
+    "training_hfu",
+    "recompute_flops_factor",
+    "comm_overlap",
+    "pcie_gbs_per_lane_gen4",
+    "pcie_efficiency",
+    "host_bounce_fraction",
+    "nvlink_efficiency",
+    "allreduce_latency_nvlink_us",
+    "allreduce_latency_pcie_us",
+    "cuda_context_gib",
+    "prefill_ubatch_tokens",
+    "lora_rank",
+    "decode_power_fraction",
+    "prefill_power_fraction",
+    "training_power_fraction",
+    "idle_power_fraction",
+    "layer_split_hop_us",
+    "cluster_network_gbs_per_gpu",
+)
+
+
+def load_efficiency(doc: Any, file: str) -> dict[str, Any]:
+    validate(doc, EFFICIENCY_SPEC, file=file, entry="efficiency", error=FactError)
+    constants = doc["constants"]
+    for name in REQUIRED_CONSTANTS:
+        if name not in constants:
+            raise FactError(located(file, constants.line, "constants", f"missing '{name}'"))
+    srcs: dict[str, tuple[str, ...]] = {}
+    for section in ("decode", "prefill", "constants"):
+        for key, entry in doc[section].items():
+            srcs[f"{section}.{key}"] = tuple(entry["sources"])
+    out = plain(doc)
+    out["_sources"] = srcs
+    return out
