@@ -208,8 +208,9 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
         inter = m.intermediate_size * (m.active_experts or 1)
         # Transient buffers of one prefill micro-batch plus the logits of each sequence.
         activations = (ubatch * (4 * m.hidden_size + 2 * inter) * 2 + batch * m.vocab_size * 4) / GIB
-        notes.append(f"KV cache in {'fp32' if p.id == 'fp32' else 'fp16'} for {ctx} tokens x batch {batch} "
-                     f"({m.kv_heads} KV heads of {m.attention_heads}: GQA)")
+        gqa = (f"GQA: {m.kv_heads} KV heads for {m.attention_heads} query heads" if m.kv_heads < m.attention_heads
+               else f"no GQA: all {m.attention_heads} heads cached")
+        notes.append(f"KV cache in {'fp32' if p.id == 'fp32' else 'fp16'} for {ctx} tokens x batch {batch} ({gqa})")
     overhead_per_gpu = _c(cat, "cuda_context_gib") if g.stack != "metal" else 0.0
     overhead = overhead_per_gpu * n
     sharded = weights + kv + grads + optim + (0.0 if training else activations)

@@ -1,0 +1,155 @@
+"""The pipeline, one direction: request -> candidates (estimator) -> engine -> ranking -> view model.
+
+The view model (`Advice.to_dict`) is what every renderer reads: text, markdown, HTML and JSON all
+present the same recommendation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .candidates import Candidate, build_candidates, gpu_price
+from .catalog import Catalog
+from .engine import fire
+from .ranking import Outcome, Ranked, rank, why_not
+from .request import Request
+from .rules import FACTORS, RuleSet
+
+TOP_REJECTED_EXAMPLES = 4
+MAX_SUGGESTIONS = 8
+
+
+@dataclass
+class Advice:
+    catalog: Catalog
+    rules: RuleSet
+    request: Request
+    candidates: list[Candidate]
+    outcome: Outcome
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ view model
+    def candidate_dict(self, r: Ranked, *, verdicts: bool = True) -> dict[str, Any]:
+        c = r.candidate
+        price_each, price_note = gpu_price(self.catalog, c.gpu, self.request.currency)
+        est = c.estimate.to_dict()
+        out = {
+            "label": c.label,
+            "gpu": c.gpu.id,
+            "gpu_name": c.gpu.name,
+            "count": c.count,
+            "precision": c.precision.id,
+            "engine": c.estimate.engine,
+            "parallelism": c.estimate.parallelism,
+            "score": round(r.score, 2),
+            "score_factors": r.factors,
+            "objective": round(r.objective, 8),
+            "price_each": round(price_each, 2),
+            "price_note": price_note,
+            "capex": round(c.capex, 2),
+            "energy_cost_per_year": round(c.energy_per_year, 2),
+            "tco": round(c.tco, 2),
+            "train_days": round(c.fact["perf"]["train_days"], 2) if c.fact["req"]["training"] else None,
+            "serving_capacity": ({"batch": c.fact["perf"]["capacity_batch"],
+                                  "tokens_per_s": round(c.fact["perf"]["capacity_tps"], 2)}
+                                 if c.fact["req"]["workload"] in ("inference", "dev") else None),
+            "estimate": {k: est[k] for k in ("memory_gib", "fits", "throughput", "power", "assumptions")},
+        }
+        if verdicts:
+            out["verdicts"] = [v.to_dict() for v in r.verdicts]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        req, o = self.request, self.outcome
+        pick = o.pick
+        rejected = []
+        for r in o.rejected:
+            rejected.append({
+                "label": r.candidate.label, "gpu": r.candidate.gpu.id, "count": r.candidate.count,
+                "precision": r.candidate.precision.id,
+                "rules": sorted({v.rule.id for v in r.rejected_by}),
+                "because": [v.text for v in r.rejected_by],
+            })
+        groups: dict[str, dict[str, Any]] = {}
+        shown: dict[str, set[str]] = {}
+        for r in o.rejected:
+            for v in r.rejected_by:
+                g = groups.setdefault(v.rule.id, {"rule": v.rule.id, "title": v.rule.title, "factor": v.rule.factor,
+                                                  "count": 0, "gpus": [], "examples": []})
+                g["count"] += 1
+                gpus = shown.setdefault(v.rule.id, set())
+                if r.candidate.gpu.id not in gpus:
+                    gpus.add(r.candidate.gpu.id)
+                    g["gpus"].append(r.candidate.gpu.id)
+                    # One example per GPU, so the group shows the spread of what the rule removed.
+                    if len(g["examples"]) < TOP_REJECTED_EXAMPLES:
+                        g["examples"].append({"label": r.candidate.label, "because": v.text})
+        by_factor: dict[str, list[dict[str, Any]]] = {f: [] for f in FACTORS}
+        if pick:
+            for v in pick.verdicts:
+                by_factor[v.rule.factor].append(v.to_dict())
+        doc = {
+            "request": {**req.to_dict(), "model_name": req.model.name, "model_params_b": round(req.model.params / 1e9, 2),
+                        "electricity_note": req.electricity_note},
+            "objective": o.objective_name,
+            "recommendation": self.candidate_dict(pick) if pick else None,
+            "alternatives": [{"why": label, **self.candidate_dict(r)} for label, r in o.alternatives],
+            "nothing_fits_budget": pick is None,
+            "cheapest_over_budget": (
+                {**self.candidate_dict(o.cheapest_over_budget),
+                 "shortfall": round(o.cheapest_over_budget.candidate.fact["cost"]["shortfall"], 2)}
+                if o.cheapest_over_budget else None),
+            "rejected": rejected,
+            "rejected_by_rule": sorted(groups.values(), key=lambda g: (-g["count"], g["rule"])),
+            "suggestions": self.suggestions(),
+            "factors": {f: v for f, v in by_factor.items()},
+            "warnings": [v.to_dict() for v in pick.verdicts if v.action == "warn"] if pick else [],
+            "fired_rules": o.fired_rules,
+            "candidates_considered": len(self.candidates),
+            "sources": self.sources(),
+            "catalog_digest": self.catalog.digest,
+            "rules_digest": self.rules.digest,
+        }
+        return doc
+
+    def suggestions(self) -> list[str]:
+        """One suggestion per rule and GPU, cheapest configuration first: readable, not exhaustive."""
+        best: dict[tuple[str, str], tuple[float, str]] = {}
+        for r in self.outcome.ranked + self.outcome.rejected:
+            for v in r.verdicts:
+                if v.action == "suggest":
+                    key = (v.rule.id, r.candidate.gpu.id)
+                    cand = (r.candidate.capex, v.text)
+                    if key not in best or cand < best[key]:
+                        best[key] = cand
+        texts = [t for _, t in sorted(best.values())]
+        return list(dict.fromkeys(texts))[:MAX_SUGGESTIONS]
+
+    def sources(self) -> list[dict[str, str]]:
+        """The documents behind the pick: its GPU's and model's facts, and every rule that fired on it."""
+        pick = self.outcome.pick or self.outcome.cheapest_over_budget
+        out: dict[str, dict[str, str]] = {}
+        if pick:
+            for sid in pick.candidate.gpu.sources + self.request.model.sources + pick.candidate.precision.sources:
+                if sid in self.catalog.sources and sid not in out:
+                    out[sid] = {"id": sid, "cite": self.catalog.sources[sid].cite()}
+            for v in pick.verdicts:
+                out.setdefault(v.rule.id, {"id": v.rule.id, "cite": v.rule.source})
+        return list(out.values())
+
+    def why_not(self, gpu_id: str) -> list[dict[str, Any]]:
+        return why_not(self.rules, self.outcome.ranked + self.outcome.rejected, gpu_id)
+
+
+def advise(cat: Catalog, ruleset: RuleSet, req: Request) -> Advice:
+    t0 = time.perf_counter()
+    candidates = build_candidates(cat, req)
+    t1 = time.perf_counter()
+    firings = fire(ruleset, [c.fact for c in candidates])
+    t2 = time.perf_counter()
+    outcome = rank(ruleset, candidates, firings, req.workload)
+    t3 = time.perf_counter()
+    return Advice(cat, ruleset, req, candidates, outcome,
+                  {"estimator": t1 - t0, "engine": t2 - t1, "ranking": t3 - t2})

@@ -1,0 +1,261 @@
+"""`expert audit`: which recommendations of the scenario corpus a change to rules/ or facts/ flips.
+
+The base (and optionally the head) revision is read through git (`git ls-tree` / `git show`) into a
+temporary directory; the working tree is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import ExpertError, InputError
+
+
+def _git(args: list[str], cwd: Path) -> bytes:
+    try:
+        res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise InputError("audit: git is not installed") from None
+    if res.returncode != 0:
+        msg = res.stderr.decode(errors="replace").strip().splitlines()
+        raise InputError(f"audit: git {' '.join(args[:2])}: {msg[-1] if msg else 'failed'}")
+    return res.stdout
+
+
+def repo_root(start: Path) -> Path:
+    return Path(_git(["rev-parse", "--show-toplevel"], start).decode().strip())
+
+
+def materialize(root: Path, rev: str, dest: Path, dirs: tuple[str, ...] = ("facts", "rules")) -> None:
+    """Copy `dirs` as they are at `rev` into `dest` (read through git objects only)."""
+    _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root)
+    for d in dirs:
+        listing = _git(["ls-tree", "-r", "--name-only", rev, "--", d], root).decode().splitlines()
+        (dest / d).mkdir(parents=True, exist_ok=True)
+        for path in listing:
+            blob = _git(["show", f"{rev}:{path}"], root)
+            target = dest / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+
+
+@dataclass
+class Side:
+    label: str
+    facts: Path | None
+    rules: Path | None
+
+
+@dataclass
+class ScenarioDiff:
+    name: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    newly_fire: list[str] = field(default_factory=list)
+    stop_firing: list[str] = field(default_factory=list)
+
+    @property
+    def pick_changed(self) -> bool:
+        return self.before["pick"] != self.after["pick"]
+
+
+def _summary(result) -> dict[str, Any]:
+    o = result.outcome
+    p = o.pick
+
+    def key_numbers(r) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        c = r.candidate
+        t = c.estimate.throughput
+        return {"capex": round(c.capex), "tco": round(c.tco), "score": round(r.score, 1),
+                "decode_tps": None if t["decode_tokens_per_s"] is None else round(t["decode_tokens_per_s"], 1),
+                "train_tps": None if t["train_tokens_per_s"] is None else round(t["train_tokens_per_s"]),
+                "per_gpu_gib": round(c.estimate.memory_gib["per_gpu"], 1)}
+
+    return {
+        "pick": p.candidate.label if p else None,
+        "numbers": key_numbers(p),
+        "alternatives": [f"{label}: {r.candidate.label}" for label, r in o.alternatives],
+        "fired": dict(o.fired_rules),
+    }
+
+
+def _run_side(side: Side, scenarios) -> dict[str, dict[str, Any]]:
+    from .scenarios import run_scenario
+    from .store import load_all
+
+    cat, rules = load_all(side.facts, side.rules)
+    out = {}
+    for sc in scenarios:
+        try:
+            out[sc.name] = _summary(run_scenario(cat, rules, sc))
+        except ExpertError as exc:
+            out[sc.name] = {"pick": None, "numbers": None, "alternatives": [], "fired": {}, "error": str(exc)}
+    return out
+
+
+def _rule_changes(base: Side, head: Side) -> dict[str, Any]:
+    from .rules import load_rules
+
+    b = {r.id: r.raw for r in load_rules(base.rules).rules}
+    h = {r.id: r.raw for r in load_rules(head.rules).rules}
+    edits = {}
+    for rid in sorted(set(b) & set(h)):
+        if b[rid] != h[rid]:
+            fields = {}
+            for k in sorted(set(b[rid]) | set(h[rid])):
+                if b[rid].get(k) != h[rid].get(k):
+                    fields[k] = {"before": b[rid].get(k), "after": h[rid].get(k)}
+            edits[rid] = fields
+    return {"added": sorted(set(h) - set(b)), "removed": sorted(set(b) - set(h)), "edited": edits}
+
+
+def _fact_changes(base: Side, head: Side) -> list[dict[str, Any]]:
+    from .catalog import load_catalog
+
+    b, h = load_catalog(base.facts), load_catalog(head.facts)
+    out = []
+    for kind, bb, hh in (("gpu", {g.id: g.raw for g in b.gpus.values()}, {g.id: g.raw for g in h.gpus.values()}),):
+        for eid in sorted(set(bb) | set(hh)):
+            if bb.get(eid) == hh.get(eid):
+                continue
+            if eid not in bb or eid not in hh:
+                out.append({"entry": f"{kind} {eid}", "change": "added" if eid in hh else "removed"})
+                continue
+            for path, before, after in _leaf_diff(bb[eid], hh[eid]):
+                out.append({"entry": f"{kind} {eid}", "field": path, "before": before, "after": after})
+    for attr in ("models", "precisions"):
+        bb, hh = getattr(b, attr), getattr(h, attr)
+        for eid in sorted(set(bb) | set(hh)):
+            if bb.get(eid) != hh.get(eid):
+                out.append({"entry": f"{attr[:-1]} {eid}", "change": "edited"})
+    if b.energy != h.energy:
+        out.append({"entry": "energy", "change": "edited"})
+    if b.efficiency != h.efficiency:
+        out.append({"entry": "efficiency", "change": "edited"})
+    return out
+
+
+def _leaf_diff(a: Any, b: Any, prefix: str = ""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            yield from _leaf_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+    elif a != b:
+        yield prefix.rstrip("."), a, b
+
+
+def run_audit(base_rev: str, head_rev: str | None, scenarios_dir: Path | None) -> dict[str, Any]:
+    from .scenarios import load_scenarios
+
+    root = repo_root(Path.cwd())
+    with tempfile.TemporaryDirectory(prefix="expert-audit-") as tmp:
+        tmpd = Path(tmp)
+        materialize(root, base_rev, tmpd / "base")
+        base = Side(base_rev, tmpd / "base" / "facts", tmpd / "base" / "rules")
+        if head_rev:
+            materialize(root, head_rev, tmpd / "head")
+            head = Side(head_rev, tmpd / "head" / "facts", tmpd / "head" / "rules")
+        else:
+            head = Side("working tree", root / "facts", root / "rules")
+        scs = load_scenarios(scenarios_dir)
+        before, after = _run_side(base, scs), _run_side(head, scs)
+        diffs = []
+        for sc in scs:
+            b, a = before[sc.name], after[sc.name]
+            newly = sorted(set(a["fired"]) - set(b["fired"]))
+            stop = sorted(set(b["fired"]) - set(a["fired"]))
+            if b["pick"] != a["pick"] or b["alternatives"] != a["alternatives"] or b["numbers"] != a["numbers"] \
+                    or newly or stop:
+                diffs.append(ScenarioDiff(sc.name, b, a, newly, stop))
+        return {
+            "base": base.label, "head": head.label, "scenarios": len(scs),
+            "changed": [d.__dict__ | {"pick_changed": d.pick_changed} for d in diffs],
+            "rule_changes": _rule_changes(base, head),
+            "fact_changes": _fact_changes(base, head),
+        }
+
+
+def to_markdown(rep: dict[str, Any]) -> str:
+    lines = [f"## gpu-expert audit: `{rep['base']}` → `{rep['head']}`", ""]
+    flips = [d for d in rep["changed"] if d["pick_changed"]]
+    lines.append(f"{len(rep['changed'])} of {rep['scenarios']} scenarios change; {len(flips)} recommendation(s) flip.")
+    lines.append("")
+    rc = rep["rule_changes"]
+    if rc["added"] or rc["removed"] or rc["edited"]:
+        lines.append("### Rule changes")
+        for rid in rc["added"]:
+            lines.append(f"- added `{rid}`")
+        for rid in rc["removed"]:
+            lines.append(f"- removed `{rid}`")
+        for rid, fields in rc["edited"].items():
+            for k, v in fields.items():
+                lines.append(f"- edited `{rid}` **{k}**: `{json.dumps(v['before'])}` → `{json.dumps(v['after'])}`")
+        lines.append("")
+    if rep["fact_changes"]:
+        lines.append("### Fact changes")
+        for f in rep["fact_changes"]:
+            if "field" in f:
+                lines.append(f"- {f['entry']} **{f['field']}**: `{f['before']}` → `{f['after']}`")
+            else:
+                lines.append(f"- {f['entry']}: {f['change']}")
+        lines.append("")
+    if rep["changed"]:
+        lines.append("### Scenarios whose recommendation changed")
+        lines.append("")
+        lines.append("| scenario | pick before | pick after | key numbers before → after |")
+        lines.append("|---|---|---|---|")
+        for d in rep["changed"]:
+            b, a = d["before"], d["after"]
+            nb = b["numbers"] or {}
+            na = a["numbers"] or {}
+            nums = ", ".join(f"{k} {nb.get(k)} → {na.get(k)}" for k in sorted(set(nb) | set(na))
+                             if nb.get(k) != na.get(k)) or "unchanged"
+            mark = " **(flip)**" if d["pick_changed"] else ""
+            lines.append(f"| {d['name']}{mark} | {b['pick']} | {a['pick']} | {nums} |")
+        lines.append("")
+        for d in rep["changed"]:
+            details = []
+            if d["newly_fire"]:
+                details.append("newly fire: " + ", ".join(f"`{r}`" for r in d["newly_fire"]))
+            if d["stop_firing"]:
+                details.append("stop firing: " + ", ".join(f"`{r}`" for r in d["stop_firing"]))
+            if d["before"]["alternatives"] != d["after"]["alternatives"]:
+                details.append("alternatives: " + "; ".join(d["before"]["alternatives"]) + " → "
+                               + "; ".join(d["after"]["alternatives"]))
+            counts = {r: (d["before"]["fired"].get(r, 0), d["after"]["fired"].get(r, 0))
+                      for r in set(d["before"]["fired"]) | set(d["after"]["fired"])}
+            moved = [f"`{r}` {x}→{y}" for r, (x, y) in sorted(counts.items()) if x != y and x and y]
+            if moved:
+                details.append("firings: " + ", ".join(moved))
+            if details:
+                lines.append(f"- **{d['name']}**: " + "; ".join(details))
+    else:
+        lines.append("No scenario's recommendation changes.")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--base", "base_rev", required=True, help="Git revision to compare against (e.g. main, HEAD~1).")
+@click.option("--head", "head_rev", default=None, help="Git revision to audit (default: the working tree).")
+@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
+@click.option("--format", "fmt", default="markdown", show_default=True, help="markdown | json")
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when any recommendation changes.")
+def audit(base_rev: str, head_rev: str | None, scenarios: str | None, fmt: str, fail_on_change: bool) -> None:
+    """Show which recommendations a change to rules/ or facts/ flips, and why."""
+    if fmt not in ("markdown", "json"):
+        raise InputError(f"--format: unknown format {fmt!r}; allowed: markdown, json")
+    from .governance import _scenario_dir
+
+    rep = run_audit(base_rev, head_rev, _scenario_dir(scenarios))
+    click.echo(json.dumps(rep, indent=2) if fmt == "json" else to_markdown(rep), nl=fmt != "json" or True)
+    if fail_on_change and rep["changed"]:
+        sys.exit(1)

@@ -1,0 +1,223 @@
+"""Command line: `expert advise | estimate | catalog | rules | audit`.
+
+Every ExpertError (and every click usage error) becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import ExpertError, InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Group(click.Group):
+    """Turn click's multi-line usage errors into the one-line form every other error takes."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("expert: aborted", err=True)
+            sys.exit(1)
+        except click.UsageError as exc:
+            cmd = exc.ctx.command_path if exc.ctx else "expert"
+            click.echo(f"{cmd}: error: {exc.format_message()}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            click.echo(f"expert: error: {exc.format_message()}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except ExpertError as exc:
+            click.echo(f"expert: error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except BrokenPipeError:
+            sys.exit(0)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        return rv
+
+
+def _load():
+    from .store import load_all
+
+    return load_all()
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--output {output}: cannot write: {exc.strerror}") from None
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gpu-expert", prog_name="expert")
+def cli() -> None:
+    """gpu-expert: which GPU(s) to buy or rent for Llama-family LLMs, and why."""
+
+
+@cli.command()
+@click.option("--budget", required=True, help="Money available for GPUs, e.g. 20000 or 20k.")
+@click.option("--model", required=True, help="Model id, size shorthand (7b, 13b, 70b...) or a config.json path.")
+@click.option("--workload", default="inference", show_default=True,
+              help="dev | inference | lora | qlora | finetune | training")
+@click.option("--precision", default="auto", show_default=True, help="fp16, bf16, fp8, int8, int4, nf4, q4_k_m... or auto")
+@click.option("--context", default=None, help="Tokens in the KV cache / sequence length (default 4096 or the model max).")
+@click.option("--batch", default="1", show_default=True, help="Concurrent sequences (training: micro-batch per GPU).")
+@click.option("--tokens", default=None, help="Tokens to train on, e.g. 100M or 2T (fine-tuning/training).")
+@click.option("--currency", default="USD", show_default=True, help="USD | CNY | EUR")
+@click.option("--region", default="global", show_default=True, help="global | us | eu | china")
+@click.option("--electricity", default=None, help="Electricity price per kWh in --currency (default: the region's).")
+@click.option("--hours-per-day", default="24", show_default=True, help="Hours per day the GPUs run.")
+@click.option("--years", default="3", show_default=True, help="Years of ownership for the TCO.")
+@click.option("--deployment", default=None, help="workstation | datacenter (default: by workload).")
+@click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
+@click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
+@click.option("--output", default=None, help="Write to this file instead of standard output.")
+def advise(budget: str, model: str, workload: str, precision: str, context: str | None, batch: str,
+           tokens: str | None, currency: str, region: str, electricity: str | None, hours_per_day: str, years: str,
+           deployment: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
+    """Rank GPU configurations for a model and budget, and explain the pick."""
+    from .render import FORMATS
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    from .advice import advise as run_advice
+    from .request import build_request, closest
+
+    cat, rules = _load()
+    req = build_request(cat, model=model, budget=budget, currency=currency, workload=workload,
+                        precision=precision, context=context, batch=batch, tokens=tokens, region=region,
+                        electricity=electricity, hours_per_day=hours_per_day, years=years, deployment=deployment)
+    if why_not is not None and why_not not in cat.gpus:
+        raise InputError(f"--why-not: unknown GPU {why_not!r}; closest: {closest(why_not, list(cat.gpus))}")
+    result = run_advice(cat, rules, req)
+    doc = result.to_dict()
+    from .render import render
+
+    if why_not:
+        doc["why_not"] = {"gpu": why_not, "candidates": result.why_not(why_not)}
+        _emit(render(doc, fmt, template="whynot"), output)
+        return
+    _emit(render(doc, fmt), output)
+
+
+@cli.command()
+@click.option("--model", required=True, help="Model id, size shorthand or config.json path.")
+@click.option("--gpu", required=True, help="GPU id (see `expert catalog gpus`).")
+@click.option("--count", default="1", show_default=True, help="Number of GPUs.")
+@click.option("--precision", default="fp16", show_default=True)
+@click.option("--workload", default="inference", show_default=True)
+@click.option("--context", default=None, help="Tokens in the KV cache (default 4096 or the model max).")
+@click.option("--batch", default="1", show_default=True)
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--region", default="global", show_default=True)
+@click.option("--electricity", default=None)
+@click.option("--deployment", default=None, help="workstation | datacenter (sets the PUE).")
+@click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+def estimate(model: str, gpu: str, count: str, precision: str, workload: str, context: str | None, batch: str,
+             currency: str, region: str, electricity: str | None, deployment: str | None, fmt: str) -> None:
+    """Memory, throughput and power of one configuration."""
+    from .estimator import Config
+    from .estimator import estimate as run_estimate
+    from .render import render
+    from .request import build_request, closest, parse_number
+
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
+    cat, _ = _load()
+    if gpu not in cat.gpus:
+        raise InputError(f"--gpu: unknown GPU {gpu!r}; closest: {closest(gpu, list(cat.gpus))}")
+    if precision == "auto":
+        raise InputError("--precision: estimate needs a concrete precision (fp16, bf16, fp8, int8, int4, q4_k_m...)")
+    n = parse_number(count, "--count")
+    if n != int(n) or n > 100000:
+        raise InputError(f"--count: must be a whole number of GPUs, got {count!r}")
+    req = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
+                        context=context, batch=batch, region=region, electricity=electricity,
+                        deployment=deployment)
+    pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
+    cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
+                 workload=req.workload, context=req.context, batch=req.batch,
+                 electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue)
+    est = run_estimate(cat, cfg).to_dict()
+    if req.model_note:
+        est["assumptions"].insert(0, req.model_note)
+    est["memory_gib"]["per_gpu"] = est["memory_gib"]["per_gpu"]
+    doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
+           "currency": req.currency, "electricity_note": req.electricity_note}
+    if fmt == "json":
+        from .render import to_json
+
+        click.echo(to_json(est), nl=False)
+    else:
+        click.echo(render(doc, "text", template="estimate"), nl=False)
+
+
+@cli.command()
+@click.argument("what", type=str)
+@click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+def catalog(what: str, fmt: str) -> None:
+    """List the fact catalogs: gpus, models or precisions."""
+    from .render import to_json
+
+    cat, _ = _load()
+    if what not in ("gpus", "models", "precisions"):
+        raise InputError(f"catalog: unknown catalog {what!r}; allowed: gpus, models, precisions")
+    rows: list[dict[str, Any]] = []
+    if what == "gpus":
+        for g in cat.gpus.values():
+            rows.append({"id": g.id, "name": g.name, "architecture": g.architecture, "memory_gib": g.memory_gib,
+                         "bandwidth_gbs": g.bandwidth_gbs, "bf16_tflops": g.tflops_bf16, "fp8_tflops": g.tflops_fp8,
+                         "board_power_w": g.board_power_w, "nvlink": g.nvlink, "p2p": g.p2p,
+                         "price_usd": g.price_usd, "price_date": g.price_date, "counts": list(g.counts)})
+        header = f"{'id':18} {'architecture':12} {'GiB':>5} {'GB/s':>6} {'BF16 TF':>8} {'FP8 TF':>7} {'W':>5} {'USD':>8} date"
+        lines = [f"{r['id']:18} {r['architecture']:12} {r['memory_gib']:5g} {r['bandwidth_gbs']:6g} "
+                 f"{(r['bf16_tflops'] or 0):8.1f} {(r['fp8_tflops'] or 0):7.1f} {r['board_power_w']:5g} "
+                 f"{r['price_usd']:8,.0f} {r['price_date']}" for r in rows]
+    elif what == "models":
+        for m in cat.models.values():
+            rows.append({"id": m.id, "name": m.name, "params": m.params, "layers": m.layers, "hidden": m.hidden_size,
+                         "heads": m.attention_heads, "kv_heads": m.kv_heads, "max_context": m.max_context,
+                         "experts": m.experts, "licence": m.licence})
+        header = f"{'id':16} {'params':>8} {'layers':>6} {'heads':>5} {'kv':>3} {'context':>7} licence"
+        lines = [f"{r['id']:16} {r['params'] / 1e9:7.2f}B {r['layers']:6} {r['heads']:5} {r['kv_heads']:3} "
+                 f"{r['max_context']:7} {r['licence']}" for r in rows]
+        lines.append("")
+        lines.append("size shorthands: " + ", ".join(f"{k} -> {v}" for k, v in cat.shorthands.items()))
+    else:
+        for p in cat.precisions.values():
+            rows.append({"id": p.id, "name": p.name, "bits_per_weight": p.bits_per_weight, "compute": p.compute,
+                         "requires": list(p.requires), "engines": list(p.engines), "quality": p.quality,
+                         "quality_text": p.quality_text})
+        header = f"{'id':8} {'bits':>6} {'compute':7} {'needs':8} {'quality':10} engines"
+        lines = [f"{r['id']:8} {r['bits_per_weight']:6.3g} {r['compute']:7} {','.join(r['requires']) or '-':8} "
+                 f"{r['quality']:10} {', '.join(r['engines'])}" for r in rows]
+    if fmt == "json":
+        click.echo(to_json({what: rows}), nl=False)
+    elif fmt == "text":
+        click.echo("\n".join([header, *lines]))
+    else:
+        raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
+
+
+def main() -> None:
+    from .governance import register
+
+    register(cli)
+    cli.main(prog_name="expert")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The only module that touches durable_rules.
+
+Rules of engagement (docs/durable-rules.md, each with a test in tests/test_engine.py):
+one Host per process with its dispatcher thread disabled; one ruleset per factor, registered once
+per distinct rule set (C rulesets are never freed); a fresh sid per request, deleted in `finally`;
+a sink rule so no fact is unhandled and every sid fires; facts validated (finite numbers, explicit
+unique ids) before they are asserted; the returned state checked for a swallowed exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from durable import engine as _durable
+
+from .errors import ExpertError
+from .rules import Rule, RuleSet
+
+SINK = "__sink__"
+CAP = 4096  # hand one action call up to this many matches (durable's `cap`): fewer Python round trips
+
+
+class EngineError(ExpertError):
+    pass
+
+
+class _QuietHost(_durable.Host):
+    """A Host without the dispatcher thread that would otherwise race the caller."""
+
+    def _run(self) -> None:  # noqa: D401 - overriding durable's thread start
+        return None
+
+
+@dataclass(frozen=True)
+class Firing:
+    rule_id: str
+    fact_id: int
+
+
+class _Compiled:
+    def __init__(self, host: _QuietHost, names: dict[str, str], rules: dict[str, list[Rule]]):
+        self.host = host
+        self.names = names  # factor -> durable ruleset name
+        self.rules = rules
+        # Each factor's engine only sees the fields its rules read: durable serialises every fact to
+        # JSON and back for each matching action, so slim facts are most of the speed.
+        self.paths = {f: sorted({p for r in rs for p in r.paths}) for f, rs in rules.items()}
+
+
+def _project(fact: dict[str, Any], paths: list[str], sid: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"sid": sid, "id": fact["id"], "kind": fact["kind"]}
+    for path in paths:
+        parts = path.split(".")
+        src: Any = fact
+        for p in parts:
+            src = src[p]
+        dst = out
+        for p in parts[:-1]:
+            dst = dst.setdefault(p, {})
+        dst[parts[-1]] = src
+    return out
+
+
+_HOST: _QuietHost | None = None
+_COMPILED: dict[str, _Compiled] = {}
+_SIDS = itertools.count(1)
+_SINK_FIRED: list[int] = []
+_COLLECT: list[Firing] = []
+
+
+def _action(rule_id: str):
+    def run(c) -> None:
+        matched = c.m if isinstance(c.m, list) else [c.m]
+        for m in matched:
+            _COLLECT.append(Firing(rule_id, int(m["id"])))
+
+    return run
+
+
+def _sink(c) -> None:
+    _SINK_FIRED.append(1)
+
+
+def _definition(rules: list[Rule]) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for pri, rule in enumerate(rules, start=1):
+        d[rule.id] = {"all": [{"m": rule.compiled()}], "pri": pri, "cap": CAP, "run": _action(rule.id)}
+    # Matches every candidate (not durable's own state fact, which has no `kind`), fires last.
+    d[SINK] = {"all": [{"m": {"$ex": {"kind": 1}}}], "pri": 60000, "cap": CAP, "run": _sink}
+    return d
+
+
+def compile_ruleset(ruleset: RuleSet) -> _Compiled:
+    """Register one durable ruleset per factor, once per distinct rule set in this process."""
+    global _HOST
+    if ruleset.digest in _COMPILED:
+        return _COMPILED[ruleset.digest]
+    if _HOST is None:
+        _HOST = _QuietHost()
+    per_factor = ruleset.by_factor()
+    names: dict[str, str] = {}
+    for factor, rules in per_factor.items():
+        name = f"{factor}-{ruleset.digest}"
+        try:
+            # register_rulesets mutates what it is given (pops `run`): hand it a fresh copy.
+            _HOST.register_rulesets(copy.deepcopy({name: _definition(rules)}))
+        except Exception as exc:  # noqa: BLE001 - durable raises bare Exceptions
+            raise EngineError(f"durable_rules refused the {factor} rules: {exc}") from None
+        names[factor] = name
+    compiled = _Compiled(_HOST, names, per_factor)
+    _COMPILED[ruleset.digest] = compiled
+    return compiled
+
+
+def _check_fact(fact: dict[str, Any], path: str = "") -> None:
+    for k, v in fact.items():
+        if isinstance(v, dict):
+            _check_fact(v, f"{path}{k}.")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise EngineError(f"candidate fact {fact.get('id', '?')}: {path}{k} is not finite ({v})")
+
+
+def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
+    """Assert every candidate fact into each factor's ruleset; return the firings, in a stable order."""
+    if not facts:
+        return []
+    ids = [f["id"] for f in facts]
+    if len(set(ids)) != len(ids):
+        raise EngineError("candidate facts need unique ids")
+    for f in facts:
+        _check_fact(f)
+    compiled = compile_ruleset(ruleset)
+    out: list[Firing] = []
+    for factor, name in compiled.names.items():
+        sid = str(next(_SIDS))
+        paths = compiled.paths[factor]
+        batch = [_project(f, paths, sid) for f in facts]
+        _COLLECT.clear()
+        _SINK_FIRED.clear()
+        try:
+            state = compiled.host.assert_facts(name, batch)
+            if isinstance(state, dict) and state.get("exception"):
+                raise EngineError(f"a {factor} rule action failed: {state['exception']}")
+            if not _SINK_FIRED:
+                raise EngineError(f"the {factor} ruleset did not see the candidate facts")
+            out.extend(_COLLECT)
+        except _durable.MessageNotHandledException:
+            raise EngineError(f"the {factor} ruleset left facts unhandled") from None
+        finally:
+            _COLLECT.clear()
+            compiled.host.delete_state(name, sid)
+    order = {r.id: i for i, r in enumerate(ruleset.rules)}
+    return sorted(set(out), key=lambda f: (f.fact_id, order.get(f.rule_id, 0)))

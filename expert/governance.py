@@ -1,0 +1,165 @@
+"""Rule governance: `expert rules list|show|check|coverage` and `expert audit`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import InputError
+
+
+def _scenario_dir(path: str | None) -> Path:
+    from .scenarios import default_dir
+
+    d = Path(path) if path else default_dir()
+    if not d.is_dir():
+        raise InputError(f"--scenarios: {d} is not a directory")
+    return d
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(rules_group)
+    from .audit import audit
+
+    cli.add_command(audit)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Inspect and check the rules under rules/."""
+
+
+@rules_group.command("list")
+@click.option("--factor", default=None, help="Only this factor's rules.")
+@click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+def rules_list(factor: str | None, fmt: str) -> None:
+    """Every rule: id, factor, action, title."""
+    from .rules import FACTORS
+    from .store import load_all
+
+    _, rules = load_all()
+    if factor and factor not in FACTORS:
+        raise InputError(f"--factor: unknown factor {factor!r}; allowed: {', '.join(FACTORS)}")
+    rows = [r for r in rules.rules if not factor or r.factor == factor]
+    if fmt == "json":
+        click.echo(json.dumps([{"id": r.id, "factor": r.factor, "action": r.action.kind,
+                                "weight": r.action.weight, "title": r.title} for r in rows], indent=2))
+        return
+    for r in rows:
+        act = r.action.kind + (f" {r.action.weight:g}" if r.action.kind in ("prefer", "penalize") else "")
+        click.echo(f"{r.id:50} {r.factor:12} {act:14} {r.title}")
+
+
+@rules_group.command("show")
+@click.argument("rule_id")
+@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
+def rules_show(rule_id: str, scenarios: str | None) -> None:
+    """One rule, its source, and the corpus scenarios in which it fires."""
+    import yaml
+
+    from .request import closest
+    from .scenarios import coverage, load_scenarios
+    from .store import load_all
+
+    cat, rules = load_all()
+    if rule_id not in rules.by_id:
+        raise InputError(f"rules show: unknown rule {rule_id!r}; closest: {closest(rule_id, list(rules.by_id))}")
+    r = rules.by_id[rule_id]
+    click.echo(f"{r.file}:{r.line}")
+    click.echo(yaml.safe_dump(r.raw, sort_keys=False, allow_unicode=True, width=100).rstrip())
+    cov = coverage(cat, rules, load_scenarios(_scenario_dir(scenarios)))[rule_id]
+    click.echo("")
+    if cov:
+        click.echo(f"fires in {len(cov)} scenario(s):")
+        for name, n in cov:
+            click.echo(f"  {name}: on {n} candidate(s)")
+    else:
+        click.echo("fires in no scenario of the corpus (a dead rule)")
+
+
+@rules_group.command("coverage")
+@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
+def rules_coverage(scenarios: str | None) -> None:
+    """How often each rule fires across the scenario corpus."""
+    from .scenarios import coverage, load_scenarios
+    from .store import load_all
+
+    cat, rules = load_all()
+    scs = load_scenarios(_scenario_dir(scenarios))
+    cov = coverage(cat, rules, scs)
+    click.echo(f"{'rule':50} {'scenarios':>9} {'firings':>8}")
+    for rid in sorted(cov, key=lambda k: (len(cov[k]), k)):
+        hits = cov[rid]
+        click.echo(f"{rid:50} {len(hits):9} {sum(n for _, n in hits):8}")
+    dead = [rid for rid, hits in cov.items() if not hits]
+    click.echo(f"\n{len(cov) - len(dead)} of {len(cov)} rules fire in the {len(scs)} scenarios"
+               + (f"; dead: {', '.join(dead)}" if dead else ""))
+
+
+def check_problems(facts_dir: Path | None = None, rules_dir: Path | None = None,
+                   scenarios_dir: Path | None = None) -> list[str]:
+    """Everything `expert rules check` reports, as `file:line: rule-id: message` lines."""
+    from .catalog import load_catalog
+    from .errors import ExpertError
+    from .rules import load_rules
+    from .scenarios import load_scenarios, run_scenario
+
+    problems: list[str] = []
+    rules = load_rules(rules_dir, problems=problems, probe=True)
+    try:
+        cat = load_catalog(facts_dir)
+    except ExpertError as exc:
+        return [*problems, str(exc)]
+    canon: dict[str, list] = {}
+    for r in rules.rules:
+        canon.setdefault(json.dumps(r.when, sort_keys=True), []).append(r)
+    for same in canon.values():
+        kinds = {r.action.kind for r in same}
+        if "reject" in kinds and "prefer" in kinds:
+            rej = next(r for r in same if r.action.kind == "reject")
+            for other in same:
+                if other.action.kind == "prefer":
+                    problems.append(f"{other.file}:{other.line}: {other.id}: prefers what {rej.id} rejects "
+                                    "under the same condition")
+    try:
+        scs = load_scenarios(scenarios_dir)
+    except ExpertError as exc:
+        return [*problems, str(exc)]
+    fired_on: dict[str, set[tuple[str, int]]] = {r.id: set() for r in rules.rules}
+    for sc in scs:
+        try:
+            result = run_scenario(cat, rules, sc)
+        except ExpertError as exc:
+            problems.append(f"{sc.path}: scenario {sc.name}: {exc}")
+            continue
+        for f in result.outcome.ranked + result.outcome.rejected:
+            for v in f.verdicts:
+                fired_on[v.rule.id].add((sc.name, f.candidate.id))
+    for r in rules.rules:
+        if not fired_on[r.id]:
+            problems.append(f"{r.file}:{r.line}: {r.id}: fires in no scenario of the corpus (dead rule)")
+    rejecting = [r for r in rules.rules if r.action.kind == "reject"]
+    preferring = [r for r in rules.rules if r.action.kind == "prefer"]
+    for rej in rejecting:
+        for pref in preferring:
+            a, b = fired_on[rej.id], fired_on[pref.id]
+            if a and a == b and json.dumps(rej.when, sort_keys=True) != json.dumps(pref.when, sort_keys=True):
+                problems.append(f"{pref.file}:{pref.line}: {pref.id}: prefers exactly the candidates "
+                                f"{rej.id} rejects in every scenario")
+    return problems
+
+
+@rules_group.command("check")
+@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
+def rules_check(scenarios: str | None) -> None:
+    """Validate every rule file and report all problems at once (exit 1 on any)."""
+    problems = check_problems(scenarios_dir=_scenario_dir(scenarios))
+    for p in problems:
+        click.echo(p)
+    if problems:
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo("rules check: no problems")

@@ -1,0 +1,209 @@
+"""The user's request: parsed, validated and resolved against the catalogs (the first stage)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, Model, count_params
+from .errors import InputError
+from .estimator import WORKLOADS
+
+DEPLOYMENTS = ("workstation", "datacenter")
+FORMATS = ("text", "markdown", "html", "json")
+DEFAULT_CONTEXT = 4096
+# Tokens a run processes when --tokens is not given: a typical instruction-tuning set for
+# fine-tuning, Llama 2's 2T-token pre-training corpus for training (Touvron et al. 2023).
+DEFAULT_TOKENS = {"lora": 1e8, "qlora": 1e8, "finetune": 1e8, "training": 2e12}
+
+
+@dataclass(frozen=True)
+class Request:
+    model: Model
+    model_note: str | None
+    budget: float
+    currency: str
+    workload: str = "inference"
+    precision: str = "auto"
+    context: int = DEFAULT_CONTEXT
+    batch: int = 1
+    tokens: float | None = None
+    region: str = "global"
+    electricity_per_kwh: float = 0.0
+    electricity_note: str = ""
+    hours_per_day: float = 24.0
+    years: float = 3.0
+    deployment: str = "datacenter"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.id,
+            "model_note": self.model_note,
+            "budget": self.budget,
+            "currency": self.currency,
+            "workload": self.workload,
+            "precision": self.precision,
+            "context": self.context,
+            "batch": self.batch,
+            "tokens": self.tokens,
+            "region": self.region,
+            "electricity_per_kwh": self.electricity_per_kwh,
+            "hours_per_day": self.hours_per_day,
+            "years": self.years,
+            "deployment": self.deployment,
+        }
+
+
+def closest(name: str, choices: list[str], n: int = 3) -> str:
+    hits = difflib.get_close_matches(name.lower(), choices, n=n, cutoff=0.4)
+    return ", ".join(hits) if hits else ", ".join(sorted(choices)[:n])
+
+
+def parse_number(text: str | float | int, what: str, *, allow_zero: bool = False) -> float:
+    """A finite, positive number; `2T`, `500M`, `20k` suffixes are accepted."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        s = str(text).strip().replace(",", "").replace("_", "")
+        m = re.fullmatch(r"([-+]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)", s)
+        if not m:
+            raise InputError(f"{what}: {text!r} is not a number (expected e.g. 20000, 2.5, 20k, 2T)")
+        scale = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}[m.group(2).lower()]
+        value = float(m.group(1)) * scale
+    if not math.isfinite(value):
+        raise InputError(f"{what}: {text!r} is not a finite number")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InputError(f"{what}: must be greater than 0, got {text!r}")
+    return value
+
+
+def _model_from_config(path: Path) -> Model:
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"--model {path}: cannot read config.json: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--model {path}: not a valid JSON config.json ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"--model {path}: config.json must be a JSON object")
+    if "text_config" in cfg and isinstance(cfg["text_config"], dict):
+        cfg = {**cfg, **cfg["text_config"]}
+    need = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+    missing = [k for k in need if not isinstance(cfg.get(k), int) or isinstance(cfg.get(k), bool) or cfg[k] <= 0]
+    if missing:
+        raise InputError(f"--model {path}: config.json lacks positive integer field(s) {', '.join(missing)}")
+    heads = cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads") or heads
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
+    if not all(isinstance(v, int) and v > 0 for v in (kv, head_dim)) or heads % kv:
+        raise InputError(f"--model {path}: num_key_value_heads must be a positive divisor of num_attention_heads")
+    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
+    arch = {
+        "layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"], "attention_heads": heads,
+        "kv_heads": kv, "head_dim": head_dim, "intermediate_size": cfg["intermediate_size"],
+        "vocab_size": cfg["vocab_size"], "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+        "attention_bias": bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
+        "experts": experts,
+    }
+    name = cfg.get("_name_or_path") or path.parent.name or "custom"
+    return Model(
+        id=f"config:{path.name if path.parent.name == '' else path.parent.name}", name=str(name),
+        family=str(cfg.get("model_type", "custom")), hf_repo=None, licence="see the model card",
+        max_context=int(cfg.get("max_position_embeddings") or DEFAULT_CONTEXT),
+        active_experts=int(cfg.get("num_experts_per_tok") or 0) if experts else 0,
+        params=count_params(arch), sources=(), **{k: v for k, v in arch.items()},
+    )
+
+
+def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
+    """A catalog id, a size shorthand (documented default) or a path to a Hugging Face config.json."""
+    raw = name.strip()
+    key = raw.lower()
+    if key in cat.models:
+        return cat.models[key], None
+    if key in cat.shorthands:
+        model = cat.models[cat.shorthands[key]]
+        return model, f"'{raw}' resolved to {model.id} ({model.name}), the documented default for that size"
+    p = Path(raw)
+    if raw.endswith(".json") or p.is_file() or p.is_dir():
+        if p.is_dir():
+            p = p / "config.json"
+        if not p.exists():
+            raise InputError(f"--model {raw}: no such file")
+        model = _model_from_config(p)
+        return model, f"architecture read from {p}"
+    normal = re.sub(r"[\s_]+", "-", key).replace("llama2", "llama-2").replace("llama3", "llama-3")
+    if normal in cat.models:
+        return cat.models[normal], None
+    choices = sorted(cat.models) + sorted(cat.shorthands)
+    raise InputError(f"--model: unknown model {raw!r}; closest: {closest(key, choices)} "
+                     f"(see `expert catalog models`, or pass a config.json path)")
+
+
+def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD", workload: str = "inference",
+                  precision: str = "auto", context: Any = None, batch: Any = 1, tokens: Any = None,
+                  region: str = "global", electricity: Any = None, hours_per_day: Any = 24, years: Any = 3,
+                  deployment: str | None = None) -> Request:
+    """Validate every field and fill the documented defaults; raises InputError with one clear line."""
+    currency = str(currency).upper()
+    if currency not in cat.energy.currencies:
+        raise InputError(f"--currency: unknown currency {currency!r}; allowed: {', '.join(cat.energy.currencies)}")
+    region = str(region).lower()
+    if region not in cat.energy.regions:
+        raise InputError(f"--region: unknown region {region!r}; allowed: {', '.join(cat.energy.regions)}")
+    workload = str(workload).lower()
+    if workload not in WORKLOADS:
+        raise InputError(f"--workload: unknown workload {workload!r}; allowed: {', '.join(WORKLOADS)}")
+    precision = str(precision).lower()
+    if precision != "auto" and precision not in cat.precisions:
+        raise InputError(f"--precision: unknown precision {precision!r}; closest: "
+                         f"{closest(precision, list(cat.precisions))} (or auto)")
+    m, note = resolve_model(cat, model)
+    budget_v = parse_number(budget, "--budget")
+    if context is None:
+        ctx = min(DEFAULT_CONTEXT, m.max_context)
+    else:
+        ctx_f = parse_number(context, "--context")
+        if ctx_f != int(ctx_f):
+            raise InputError(f"--context: must be a whole number of tokens, got {context!r}")
+        ctx = int(ctx_f)
+        if ctx > m.max_context:
+            raise InputError(f"--context: {ctx} tokens is beyond {m.id}'s maximum of {m.max_context}")
+    batch_f = parse_number(batch, "--batch")
+    if batch_f != int(batch_f) or batch_f > 4096:
+        raise InputError(f"--batch: must be a whole number from 1 to 4096, got {batch!r}")
+    tokens_v = parse_number(tokens, "--tokens") if tokens is not None else DEFAULT_TOKENS.get(workload)
+    hours = parse_number(hours_per_day, "--hours-per-day")
+    if hours > 24:
+        raise InputError(f"--hours-per-day: at most 24, got {hours_per_day!r}")
+    years_v = parse_number(years, "--years")
+    if years_v > 20:
+        raise InputError(f"--years: at most 20, got {years!r}")
+    reg = cat.energy.regions[region]
+    rate = cat.energy.currencies[currency] / cat.energy.currencies[reg["currency"]]
+    if electricity is None:
+        price = reg["electricity_per_kwh"] * rate
+        enote = (f"{reg['electricity_per_kwh']:g} {reg['currency']}/kWh ({reg['name']}, {reg['date']})"
+                 + (f" = {price:.3f} {currency}/kWh" if currency != reg["currency"] else ""))
+    else:
+        price = parse_number(electricity, "--electricity", allow_zero=True)
+        if price > 10 * max(1.0, cat.energy.currencies[currency]):
+            raise InputError(f"--electricity: {electricity!r} {currency}/kWh is implausibly high")
+        enote = f"{price:g} {currency}/kWh (given)"
+    if deployment is None:
+        deployment = "workstation" if workload in ("dev", "lora", "qlora") else "datacenter"
+    if deployment not in DEPLOYMENTS:
+        raise InputError(f"--deployment: unknown deployment {deployment!r}; allowed: {', '.join(DEPLOYMENTS)}")
+    return Request(model=m, model_note=note, budget=budget_v, currency=currency, workload=workload,
+                   precision=precision, context=ctx, batch=int(batch_f), tokens=tokens_v, region=region,
+                   electricity_per_kwh=price, electricity_note=enote, hours_per_day=hours, years=years_v,
+                   deployment=deployment)
+
+
+def with_budget(req: Request, budget: float) -> Request:
+    return replace(req, budget=budget)
