@@ -91,8 +91,8 @@ class Advice:
             for v in pick.verdicts:
                 by_factor[v.rule.factor].append(v.to_dict())
         doc = {
-            "request": {**req.to_dict(), "model_name": req.model.name, "model_params_b": round(req.model.params / 1e9, 2),
-                        "electricity_note": req.electricity_note},
+            "request": {**req.to_dict(), "model_name": req.model.name,
+                        "model_params_b": round(req.model.params / 1e9, 2), "electricity_note": req.electricity_note},
             "objective": o.objective_name,
             "recommendation": self.candidate_dict(pick) if pick else None,
             "alternatives": [{"why": label, **self.candidate_dict(r)} for label, r in o.alternatives],

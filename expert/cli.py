@@ -72,8 +72,10 @@ def cli() -> None:
 @click.option("--model", required=True, help="Model id, size shorthand (7b, 13b, 70b...) or a config.json path.")
 @click.option("--workload", default="inference", show_default=True,
               help="dev | inference | lora | qlora | finetune | training")
-@click.option("--precision", default="auto", show_default=True, help="fp16, bf16, fp8, int8, int4, nf4, q4_k_m... or auto")
-@click.option("--context", default=None, help="Tokens in the KV cache / sequence length (default 4096 or the model max).")
+@click.option("--precision", default="auto", show_default=True,
+              help="fp16, bf16, fp8, int8, int4, nf4, q4_k_m... or auto")
+@click.option("--context", default=None,
+              help="Tokens in the KV cache / sequence length (default 4096 or the model max).")
 @click.option("--batch", default="1", show_default=True, help="Concurrent sequences (training: micro-batch per GPU).")
 @click.option("--tokens", default=None, help="Tokens to train on, e.g. 100M or 2T (fine-tuning/training).")
 @click.option("--currency", default="USD", show_default=True, help="USD | CNY | EUR")
@@ -182,7 +184,8 @@ def catalog(what: str, fmt: str) -> None:
                          "bandwidth_gbs": g.bandwidth_gbs, "bf16_tflops": g.tflops_bf16, "fp8_tflops": g.tflops_fp8,
                          "board_power_w": g.board_power_w, "nvlink": g.nvlink, "p2p": g.p2p,
                          "price_usd": g.price_usd, "price_date": g.price_date, "counts": list(g.counts)})
-        header = f"{'id':18} {'architecture':12} {'GiB':>5} {'GB/s':>6} {'BF16 TF':>8} {'FP8 TF':>7} {'W':>5} {'USD':>8} date"
+        header = (f"{'id':18} {'architecture':12} {'GiB':>5} {'GB/s':>6} {'BF16 TF':>8} {'FP8 TF':>7} {'W':>5} "
+                  f"{'USD':>8} date")
         lines = [f"{r['id']:18} {r['architecture']:12} {r['memory_gib']:5g} {r['bandwidth_gbs']:6g} "
                  f"{(r['bf16_tflops'] or 0):8.1f} {(r['fp8_tflops'] or 0):7.1f} {r['board_power_w']:5g} "
                  f"{r['price_usd']:8,.0f} {r['price_date']}" for r in rows]
@@ -212,10 +215,16 @@ def catalog(what: str, fmt: str) -> None:
         raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
 
 
-def main() -> None:
+def _register() -> None:
     from .governance import register
 
     register(cli)
+
+
+_register()
+
+
+def main() -> None:
     cli.main(prog_name="expert")
 
 

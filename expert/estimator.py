@@ -133,7 +133,8 @@ def _link_gbs(cat: Catalog, gpu: Gpu, count: int) -> tuple[float, str, float]:
         # Beyond one NVLink domain the slowest hop is the cluster network (one NIC per GPU).
         return _c(cat, "cluster_network_gbs_per_gpu"), "network", _c(cat, "allreduce_latency_pcie_us") * 2e-6
     if gpu.nvlink and count <= max(gpu.nvlink_max_gpus, 1):
-        return gpu.nvlink_gbs / 2 * _c(cat, "nvlink_efficiency"), "nvlink", _c(cat, "allreduce_latency_nvlink_us") * 1e-6
+        one_way = gpu.nvlink_gbs / 2 * _c(cat, "nvlink_efficiency")
+        return one_way, "nvlink", _c(cat, "allreduce_latency_nvlink_us") * 1e-6
     lanes = gpu.pcie_lanes or 16
     gen = gpu.pcie_gen or 4
     raw = _c(cat, "pcie_gbs_per_lane_gen4") * lanes * 2 ** (gen - 4)
@@ -204,7 +205,8 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
     else:
         kv = kv_bytes_per_token(m, p) * ctx * batch / GIB
         # llama.cpp and vLLM prefill in chunks; HF transformers runs the whole prompt at once.
-        ubatch = ctx * batch if engine == "transformers" else min(ctx * batch, int(_c(cat, "prefill_ubatch_tokens")))
+        chunk = int(_c(cat, "prefill_ubatch_tokens"))
+        ubatch = ctx * batch if engine == "transformers" else min(ctx * batch, chunk)
         inter = m.intermediate_size * (m.active_experts or 1)
         # Transient buffers of one prefill micro-batch plus the logits of each sequence.
         activations = (ubatch * (4 * m.hidden_size + 2 * inter) * 2 + batch * m.vocab_size * 4) / GIB

@@ -327,7 +327,7 @@ def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, prob
         except RuleError as exc:
             fail(str(exc))
             continue
-        line_of = entry.line_of if isinstance(entry, LineDict) else (lambda _k: line)
+        line_of = entry.line_of if isinstance(entry, LineDict) else (lambda _k, _line=line: _line)
         if not rid.startswith(f"{factor}/"):
             fail(located(file, line_of("id"), where, f"id must start with '{factor}/' (the file's factor)"))
             continue

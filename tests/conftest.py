@@ -1,0 +1,54 @@
+"""Shared fixtures: the real catalogs and rules, loaded once, and one CLI helper."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from expert.cli import cli
+from expert.store import load_all
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def cat():
+    return load_all()[0]
+
+
+@pytest.fixture(scope="session")
+def rules():
+    return load_all()[1]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str) -> Result:
+    """Run `expert ARGS`; returns exit code, stdout and stderr as a user would see them."""
+    runner = CliRunner()
+    res = runner.invoke(cli, list(args), catch_exceptions=False)
+    return Result(res.exit_code, res.stdout, res.stderr)
+
+
+@pytest.fixture
+def facts_copy(tmp_path: Path) -> Path:
+    """A writable copy of facts/ to corrupt in tests."""
+    dest = tmp_path / "facts"
+    shutil.copytree(ROOT / "facts", dest)
+    return dest
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", dest)
+    return dest

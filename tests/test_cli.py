@@ -1,0 +1,163 @@
+"""The CLI contract (design note) and the bad-input catalogue: exit 2 and one line naming the problem."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from .conftest import run_cli
+
+
+def test_advise_default_command_prints_an_explained_recommendation():
+    r = run_cli("advise", "--budget", "20000", "--model", "13b")
+    assert r.code == 0, r.err
+    assert "RECOMMENDATION:" in r.out
+    assert "'13b' resolved to llama-2-13b" in r.out
+    for section in ("ALTERNATIVES", "REJECTED", "ASSUMPTIONS", "why:"):
+        assert section in r.out
+    assert "power_cost/over-budget" in r.out
+
+
+def test_advise_json_has_the_documented_fields():
+    r = run_cli("advise", "--budget", "20000", "--model", "13b", "--format", "json")
+    doc = json.loads(r.out)
+    for key in ("request", "recommendation", "alternatives", "rejected", "fired_rules"):
+        assert key in doc
+    rec = doc["recommendation"]
+    for key in ("gpu", "count", "precision", "estimate", "verdicts"):
+        assert key in rec
+    assert rec["capex"] <= 20000
+    assert rec["estimate"]["fits"] is True
+    assert all(r["rules"] for r in doc["rejected"])
+
+
+def test_advise_is_byte_identical_across_runs():
+    a = run_cli("advise", "--budget", "20000", "--model", "13b", "--format", "json").out
+    b = run_cli("advise", "--budget", "20000", "--model", "13b", "--format", "json").out
+    assert a == b
+
+
+def test_markdown_justification_has_every_section():
+    r = run_cli("advise", "--budget", "20000", "--model", "13b", "--format", "markdown")
+    for heading in ("## Summary", "## Requirements", "## Options compared", "## Decision factors",
+                    "### Model size", "### Precision", "### Power and cost", "### Ecosystem", "### Scalability",
+                    "## Risks", "## Assumptions", "## Sources"):
+        assert heading in r.out, heading
+
+
+def test_html_output_is_escaped(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"_name_or_path": "<script>alert(1)</script>", "hidden_size": 2048,
+                               "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+                               "intermediate_size": 8192, "vocab_size": 128256, "tie_word_embeddings": True,
+                               "max_position_embeddings": 8192}))
+    r = run_cli("advise", "--budget", "5000", "--model", str(cfg), "--format", "html")
+    assert r.code == 0, r.err
+    assert "<script>alert(1)</script>" not in r.out
+    assert "&lt;script&gt;" in r.out
+
+
+def test_config_json_model_is_accepted(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                               "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+                               "max_position_embeddings": 131072}))
+    r = run_cli("estimate", "--model", str(cfg), "--gpu", "rtx-4090", "--precision", "bf16", "--format", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    # Same architecture as Llama-3.1-8B: 8,030,261,248 parameters -> 14.96 GiB in bf16.
+    assert doc["memory_gib"]["weights"] == pytest.approx(14.96, abs=0.01)
+
+
+def test_estimate_json_contract():
+    r = run_cli("estimate", "--model", "70b", "--gpu", "h100-sxm", "--count", "2", "--precision", "fp16",
+                "--format", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    for k in ("weights", "kv_cache", "activations", "optimizer", "gradients", "overhead", "total", "per_gpu",
+              "available_per_gpu"):
+        assert isinstance(doc["memory_gib"][k], float)
+    assert doc["fits"] is True
+    assert doc["throughput"]["decode_tokens_per_s"] > 10
+    assert doc["throughput"]["train_tokens_per_s"] is None
+    assert doc["power"]["watts"] > 0 and doc["power"]["energy_cost_per_hour"] > 0
+    assert doc["assumptions"] and doc["memory_gib"]["weights"] == pytest.approx(131.42, abs=0.05)
+
+
+def test_why_not_explains_conditions():
+    r = run_cli("advise", "--budget", "20000", "--model", "13b", "--why-not", "rtx-4090")
+    assert r.code == 0
+    assert "ecosystem/geforce-datacenter-licence" in r.out and "held" in r.out
+
+
+def test_nothing_fits_budget_says_so_with_the_shortfall():
+    r = run_cli("advise", "--budget", "2000", "--model", "405b", "--format", "json")
+    doc = json.loads(r.out)
+    assert doc["recommendation"] is None and doc["nothing_fits_budget"] is True
+    assert doc["cheapest_over_budget"]["shortfall"] > 0
+    t = run_cli("advise", "--budget", "2000", "--model", "405b")
+    assert "NO CONFIGURATION FITS THE BUDGET" in t.out and "over budget" in t.out
+
+
+def test_currency_and_region_are_honoured():
+    r = run_cli("advise", "--budget", "150000", "--model", "13b", "--currency", "CNY", "--region", "china",
+                "--format", "json")
+    doc = json.loads(r.out)
+    assert doc["request"]["currency"] == "CNY"
+    assert "ecosystem/export-restricted-china" in doc["fired_rules"]
+    assert doc["recommendation"]["gpu"] not in ("rtx-4090", "h100-sxm", "a100-80gb-sxm")
+
+
+def test_catalog_lists():
+    for what in ("gpus", "models", "precisions"):
+        r = run_cli("catalog", what)
+        assert r.code == 0 and len(r.out.splitlines()) > 10
+
+
+BAD = [
+    (["advise", "--budget", "20000", "--model", "llama-13"], r"unknown model 'llama-13'; closest: llama-2-13b"),
+    (["advise", "--budget", "-1", "--model", "13b"], r"--budget: must be greater than 0"),
+    (["advise", "--budget", "0", "--model", "13b"], r"--budget: must be greater than 0"),
+    (["advise", "--budget", "nan", "--model", "13b"], r"--budget: 'nan' is not a number"),
+    (["advise", "--budget", "lots", "--model", "13b"], r"--budget: 'lots' is not a number"),
+    (["advise", "--budget", "1e400", "--model", "13b"], r"--budget: .* not a finite number"),
+    (["advise", "--budget", "9000", "--model", "13b", "--context", "0"], r"--context: must be greater than 0"),
+    (["advise", "--budget", "9000", "--model", "13b", "--context", "100000"],
+     r"--context: 100000 tokens is beyond llama-2-13b's maximum of 4096"),
+    (["advise", "--budget", "9000", "--model", "13b", "--batch", "0"], r"--batch: must be greater than 0"),
+    (["advise", "--budget", "9000", "--model", "13b", "--currency", "XYZ"], r"--currency: unknown currency 'XYZ'"),
+    (["advise", "--budget", "9000", "--model", "13b", "--region", "mars"], r"--region: unknown region 'mars'"),
+    (["advise", "--budget", "9000", "--model", "13b", "--precision", "fp7"], r"unknown precision 'fp7'"),
+    (["advise", "--budget", "9000", "--model", "13b", "--workload", "chat"], r"unknown workload 'chat'"),
+    (["advise", "--budget", "9000", "--model", "13b", "--why-not", "rtx-9090"], r"unknown GPU 'rtx-9090'"),
+    (["estimate", "--model", "13b", "--gpu", "rtx4090"], r"--gpu: unknown GPU 'rtx4090'; closest: rtx-4090"),
+    (["advise", "--budget", "9000", "--model", "13b", "--format", "pdf"], r"--format: unknown format 'pdf'"),
+    (["advise", "--model", "13b"], r"Missing option '--budget'"),
+    (["advise", "--budget", "9000", "--model", "/nonexistent/config.json"], r"no such file"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD])
+def test_bad_input_exits_2_with_one_line(args, message):
+    r = run_cli(*args)
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert re.search(message, lines[0]), lines[0]
+    assert "Traceback" not in r.err and r.out == ""
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", r"not a valid JSON config.json"),
+    ('{"hidden_size": 4096}', r"config.json lacks positive integer field"),
+    ('[1, 2]', r"config.json must be a JSON object"),
+    ('{"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 5,'
+     ' "intermediate_size": 11008, "vocab_size": 32000}', r"num_key_value_heads must be a positive divisor"),
+])
+def test_malformed_config_json(tmp_path, content, message):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(content)
+    r = run_cli("advise", "--budget", "9000", "--model", str(cfg))
+    assert r.code == 2 and re.search(message, r.err) and len(r.err.strip().splitlines()) == 1, r.err

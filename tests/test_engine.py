@@ -1,0 +1,200 @@
+"""durable_rules' rules of engagement (docs in shared/durable-rules.md), one test per point, and the
+compilation of every condition operator checked against our own Python evaluation."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from expert import engine
+from expert.engine import EngineError, fire
+from expert.rules import RuleSet, compile_condition, evaluate, parse_rule_file, sample_fact
+from expert.yamlio import load_yaml_text
+
+
+def ruleset(yaml_text: str) -> RuleSet:
+    doc = load_yaml_text(yaml_text, "rules/test.yaml")
+    rules = parse_rule_file(doc, "rules/test.yaml", probe=True)
+    return RuleSet(rules, digest="test-" + str(abs(hash(yaml_text))))
+
+
+def fact(i: int, **over) -> dict:
+    f = sample_fact()
+    f["id"] = i
+    f["kind"] = "candidate"
+    for path, value in over.items():
+        cur = f
+        parts = path.split("__")
+        for p in parts[:-1]:
+            cur = cur[p]
+        cur[parts[-1]] = value
+    return f
+
+
+OPERATORS = """
+factor: precision
+rules:
+  - {id: precision/eq, title: t, when: {precision.id: fp8}, then: reject, because: b, source: s}
+  - {id: precision/ne, title: t, when: {precision.id: {ne: fp8}}, then: warn, because: b, source: s}
+  - {id: precision/gt, title: t, when: {precision.bits: {gt: 8.0}}, then: warn, because: b, source: s}
+  - {id: precision/ge, title: t, when: {precision.bits: {ge: 8.0}}, then: warn, because: b, source: s}
+  - {id: precision/lt, title: t, when: {precision.bits: {lt: 8.0}}, then: warn, because: b, source: s}
+  - {id: precision/le, title: t, when: {precision.bits: {le: 8.0}}, then: warn, because: b, source: s}
+  - {id: precision/in, title: t, when: {precision.id: {in: [int4, nf4]}}, then: warn, because: b, source: s}
+  - {id: precision/bool, title: t, when: {gpu.fp8: false}, then: warn, because: b, source: s}
+  - id: precision/nested
+    title: t
+    when: {all: [{gpu.fp8: true}, {any: [{precision.id: int4}, {precision.bits: {ge: 16.0}}]}]}
+    then: {prefer: 0.1}
+    because: b
+    source: s
+  - id: precision/field-ref
+    title: t
+    when: {memory.per_gpu_gib: {gt: {field: memory.available_gib}}}
+    then: {penalize: 0.2}
+    because: b
+    source: s
+"""
+
+FACTS = [
+    fact(1, precision__id="fp8", precision__bits=8.0, gpu__fp8=True, memory__per_gpu_gib=10.0,
+         memory__available_gib=24.0),
+    fact(2, precision__id="int4", precision__bits=4.156, gpu__fp8=True, memory__per_gpu_gib=30.0,
+         memory__available_gib=24.0),
+    fact(3, precision__id="bf16", precision__bits=16.0, gpu__fp8=False, memory__per_gpu_gib=24.0,
+         memory__available_gib=24.0),
+    fact(4, precision__id="nf4", precision__bits=4.127, gpu__fp8=True, memory__per_gpu_gib=1.0,
+         memory__available_gib=80.0),
+    fact(5, precision__id="bf16", precision__bits=16.0, gpu__fp8=True, memory__per_gpu_gib=81.0,
+         memory__available_gib=80.0),
+]
+
+
+@pytest.mark.parametrize("rule_id", [f"precision/{k}" for k in
+                                     ("eq", "ne", "gt", "ge", "lt", "le", "in", "bool", "nested", "field-ref")])
+def test_each_operator_compiles_to_what_python_evaluates(rule_id):
+    rs = ruleset(OPERATORS)
+    engine_hits = {f.fact_id for f in fire(rs, FACTS) if f.rule_id == rule_id}
+    rule = rs.by_id[rule_id]
+    python_hits = {f["id"] for f in FACTS if evaluate(rule.when, f)}
+    assert engine_hits == python_hits
+    assert python_hits and python_hits != {f["id"] for f in FACTS} or rule_id in ("precision/ne",)
+
+
+def test_compiled_objects_have_one_key_and_no_negation():
+    # Point 11: a condition object with two keys silently drops one; point 6: no $not in phase one.
+    def walk(node):
+        if isinstance(node, dict):
+            assert len(node) == 1, node
+            assert "$not" not in node
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    rs = ruleset(OPERATORS)
+    for r in rs.rules:
+        walk(compile_condition(r.when))
+
+
+def test_real_rules_compile_to_single_key_objects(rules):
+    for r in rules.rules:
+        text = json.dumps(r.compiled())
+        assert "$not" not in text
+        for node in r.compiled()["$and"]:
+            assert len(node) == 1
+
+
+def test_no_background_threads_are_started():
+    # Point 2: engine.Host() starts a dispatcher thread; our host overrides _run().
+    before = threading.active_count()
+    fire(ruleset(OPERATORS), FACTS)
+    fire(ruleset(OPERATORS), FACTS)
+    assert threading.active_count() == before
+
+
+def test_facts_no_rule_matches_are_handled_by_the_sink():
+    # Point 3: an unmatched fact would raise MessageNotHandledException and skip the others' actions.
+    rs = ruleset("""
+factor: precision
+rules:
+  - {id: precision/only-fp8, title: t, when: {precision.id: fp8}, then: reject, because: b, source: s}
+""")
+    got = fire(rs, FACTS)
+    assert [(f.rule_id, f.fact_id) for f in got] == [("precision/only-fp8", 1)]
+
+
+def test_a_request_where_nothing_matches_still_deletes_its_state():
+    # Point 4: delete_state on a sid that never fired aborts; the sink guarantees a firing.
+    rs = ruleset("""
+factor: precision
+rules:
+  - {id: precision/never, title: t, when: {precision.id: none-such}, then: reject, because: b, source: s}
+""")
+    assert fire(rs, FACTS) == []
+
+
+def test_rulesets_are_registered_once_per_process():
+    # Point 5: C rulesets are never freed, so registering per request leaks.
+    rs = ruleset(OPERATORS)
+    fire(rs, FACTS)
+    n = len(engine._COMPILED)
+    for _ in range(3):
+        fire(rs, FACTS)
+    assert len(engine._COMPILED) == n
+
+
+def test_more_than_1024_requests_in_one_process_stay_correct():
+    # Point 5: the 1,025th live sid corrupts the ruleset; every sid is deleted after its request.
+    rs = ruleset(OPERATORS)
+    first = fire(rs, FACTS)
+    for _ in range(1100):
+        fire(rs, FACTS[:2])
+    assert fire(rs, FACTS) == first
+
+
+def test_non_finite_numbers_are_refused_before_assert():
+    # Point 7: NaN matches nothing silently, Infinity crashes a batch.
+    bad = fact(9, memory__per_gpu_gib=float("nan"))
+    with pytest.raises(EngineError, match="not finite"):
+        fire(ruleset(OPERATORS), [bad])
+
+
+def test_fact_ids_must_be_unique():
+    with pytest.raises(EngineError, match="unique ids"):
+        fire(ruleset(OPERATORS), [FACTS[0], FACTS[0]])
+
+
+def test_rule_definitions_passed_to_durable_are_copies():
+    # Point 10: register_rulesets pops `run` from what it is given.
+    rs = ruleset(OPERATORS)
+    d = engine._definition(rs.rules)
+    assert all("run" in v for v in d.values())
+
+
+def test_each_factor_stays_under_48_condition_patterns(rules):
+    # Point 9: over 64 simultaneously matching alpha nodes raise error 303.
+    for factor, rs in rules.by_factor().items():
+        assert len(rs) <= 48, factor
+
+
+def test_firing_order_is_stable_and_independent_of_fact_order():
+    rs = ruleset(OPERATORS)
+    a = fire(rs, FACTS)
+    b = fire(rs, list(reversed(FACTS)))
+    assert a == b
+
+
+def test_engine_agrees_with_python_on_the_real_corpus(cat, rules):
+    # Differential test: every real rule, every candidate of a broad request.
+    from expert.candidates import build_candidates
+    from expert.request import build_request
+
+    req = build_request(cat, model="70b", budget=60000, workload="inference", region="china")
+    facts = [c.fact for c in build_candidates(cat, req)]
+    got = {(f.rule_id, f.fact_id) for f in fire(rules, facts)}
+    want = {(r.id, f["id"]) for r in rules.rules for f in facts if evaluate(r.when, f)}
+    assert got == want
