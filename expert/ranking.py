@@ -63,6 +63,7 @@ class Ranked:
     verdicts: list[Verdict]
     objective: float = 0.0
     score: float = 0.0
+    raw_score: float = 0.0  # objective x rule weights, not normalised: comparable across requests
     factors: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -115,6 +116,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], firings: list[Firing], w
                 factors[v.rule.factor] = factors.get(v.rule.factor, 1.0) * (1 - a.weight)
         r.factors = {"objective": base, **{k: round(val, 4) for k, val in sorted(factors.items())}}
         r.score = 100 * base * math.prod(factors.values())
+        r.raw_score = r.objective * math.prod(factors.values())
 
     def key(r: Ranked):
         c = r.candidate

@@ -1,0 +1,106 @@
+"""Bounded fuzzing of the request parser and the YAML loaders: only ExpertError may escape."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from expert.catalog import load_catalog
+from expert.errors import ExpertError
+from expert.request import build_request, parse_number
+from expert.rules import load_rules
+from expert.store import load_all
+from expert.yamlio import load_yaml_text
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT, _ = load_all()
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                      HealthCheck.function_scoped_fixture])
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@FUZZ
+@given(st.one_of(text, st.floats(allow_nan=True, allow_infinity=True), st.integers()))
+def test_number_parser_accepts_or_refuses_cleanly(raw):
+    try:
+        v = parse_number(raw, "--budget")
+    except ExpertError:
+        return
+    assert v > 0 and v == v and v != float("inf")
+
+
+@FUZZ
+@given(model=st.one_of(text, st.sampled_from(sorted(CAT.models) + ["7b", "70b"])),
+       budget=st.one_of(text, st.floats(allow_nan=True)), workload=text, precision=text, context=text,
+       batch=text, currency=text, region=text)
+def test_request_builder_never_raises_anything_but_expert_error(model, budget, workload, precision, context,
+                                                               batch, currency, region):
+    try:
+        build_request(CAT, model=model, budget=budget, workload=workload, precision=precision, context=context,
+                      batch=batch, currency=currency, region=region)
+    except ExpertError:
+        pass
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_yaml_loader_never_raises_anything_but_expert_error(doc):
+    try:
+        load_yaml_text(doc, "fuzz.yaml")
+    except ExpertError:
+        pass
+
+
+def _mutate(text_in: str, rng: random.Random) -> str:
+    lines = text_in.splitlines()
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(len(lines))
+        op = rng.choice(["drop", "dup", "garble", "retype", "indent"])
+        if op == "drop":
+            del lines[i]
+        elif op == "dup":
+            lines.insert(i, lines[i])
+        elif op == "garble":
+            lines[i] = lines[i][: rng.randrange(len(lines[i]) + 1)] + rng.choice([":", "[", "{", "'", " -", "\t"])
+        elif op == "retype":
+            lines[i] = lines[i].replace(": ", ": [", 1) if ": " in lines[i] else lines[i] + ": null"
+        else:
+            lines[i] = " " + lines[i]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", ["gpus.yaml", "models.yaml", "precisions.yaml", "energy.yaml", "efficiency.yaml"])
+def test_mutated_fact_files_fail_cleanly(tmp_path, name):
+    rng = random.Random(name)
+    original = (ROOT / "facts" / name).read_text()
+    for _ in range(25):
+        d = tmp_path / "facts"
+        if d.exists():
+            shutil.rmtree(d)
+        shutil.copytree(ROOT / "facts", d)
+        (d / name).write_text(_mutate(original, rng))
+        try:
+            load_catalog(d)
+        except ExpertError:
+            pass
+
+
+@pytest.mark.parametrize("name", ["model_size.yaml", "precision.yaml", "ecosystem.yaml", "scalability.yaml"])
+def test_mutated_rule_files_fail_cleanly(tmp_path, name):
+    rng = random.Random(name)
+    original = (ROOT / "rules" / name).read_text()
+    for _ in range(25):
+        d = tmp_path / "rules"
+        if d.exists():
+            shutil.rmtree(d)
+        shutil.copytree(ROOT / "rules", d)
+        (d / name).write_text(_mutate(original, rng))
+        try:
+            load_rules(d, probe=True)
+        except ExpertError:
+            pass
