@@ -49,7 +49,8 @@ def main() -> int:
     records = load_yaml_file(ROOT / "tests" / "validation" / "measurements.yaml")["records"]
     for kind, section, grid in (
         ("decode_tokens_per_s", "decode",
-         [{"bandwidth_fraction": b / 100, "layer_overhead_us": o} for b in range(50, 96, 3) for o in range(0, 260, 10)]),
+         [{"bandwidth_fraction": b / 100, "layer_overhead_us": o}
+          for b in range(50, 96, 3) for o in range(0, 260, 10)]),
         ("prefill_tokens_per_s", "prefill", [{"mfu": m / 100} for m in range(10, 96, 2)]),
     ):
         groups: dict[str, list] = {}
