@@ -113,9 +113,16 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     training = req.workload in TRAINING_WORKLOADS
     estimates: dict[tuple[str, int, str], Estimate] = {}
+    def weighed(g: Gpu, p: Precision) -> bool:
+        # fp16 and bf16 have the same size and speed: `auto` weighs fp16 only where bf16 is missing.
+        return not (req.precision == "auto" and p.id == "fp16" and g.bf16 and "bf16" in ids)
+
+    ids = {p.id for p in precisions}
     for g in pool:
         for n in g.counts:
             for p in precisions:
+                if not weighed(g, p):
+                    continue
                 cfg = Config(model=req.model, gpu=g, count=n, precision=p, workload=req.workload,
                              context=req.context, batch=req.batch, electricity_per_kwh=req.electricity_per_kwh,
                              currency=req.currency, pue=pue)
@@ -126,9 +133,12 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
         price, _ = gpu_price(cat, g, req.currency)
         for n in g.counts:
             for p in precisions:
+                if not weighed(g, p):
+                    continue
                 est = estimates[(g.id, n, p.id)]
                 fitting_counts = [c for c in g.counts if estimates[(g.id, c, p.id)].fits]
-                lightest = next((q.id for q in quality_order if estimates[(g.id, n, q.id)].fits), "none")
+                lightest = next((q.id for q in quality_order
+                                 if (g.id, n, q.id) in estimates and estimates[(g.id, n, q.id)].fits), "none")
                 capex = price * n
                 hours = req.hours_per_day * 365
                 energy_year = est.power["energy_cost_per_hour"] * hours

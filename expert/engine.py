@@ -47,21 +47,21 @@ class _Compiled:
         self.names = names  # factor -> durable ruleset name
         self.rules = rules
         # Each factor's engine only sees the fields its rules read: durable serialises every fact to
-        # JSON and back for each matching action, so slim facts are most of the speed.
-        self.paths = {f: sorted({p for r in rs for p in r.paths}) for f, rs in rules.items()}
+        # JSON and back for each matching action, so slim flat facts are most of the speed.
+        self.keys = {f: sorted({flat_key(p) for r in rs for p in r.paths}) for f, rs in rules.items()}
+        self.paths = sorted({p for rs in rules.values() for r in rs for p in r.paths})
+        self.lookups = [(flat_key(p), tuple(p.split("."))) for p in self.paths]
 
 
-def _project(fact: dict[str, Any], paths: list[str], sid: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"sid": sid, "id": fact["id"], "kind": fact["kind"]}
-    for path in paths:
-        parts = path.split(".")
-        src: Any = fact
+def _flatten(fact: dict[str, Any], lookups: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": fact["id"], "kind": fact["kind"]}
+    for key, parts in lookups:
+        v: Any = fact
         for p in parts:
-            src = src[p]
-        dst = out
-        for p in parts[:-1]:
-            dst = dst.setdefault(p, {})
-        dst[parts[-1]] = src
+            v = v[p]
+        if v.__class__ is float and not math.isfinite(v):
+            raise EngineError(f"candidate fact {fact['id']}: {'.'.join(parts)} is not finite ({v})")
+        out[key] = v
     return out
 
 
@@ -85,10 +85,15 @@ def _sink(c) -> None:
     _SINK_FIRED.append(1)
 
 
+def flat_key(path: str) -> str:
+    """The engine sees flat facts: `gpu.fp8` becomes the top-level key `gpu__fp8`."""
+    return path.replace(".", "__")
+
+
 def _definition(rules: list[Rule]) -> dict[str, Any]:
     d: dict[str, Any] = {}
     for pri, rule in enumerate(rules, start=1):
-        d[rule.id] = {"all": [{"m": rule.compiled()}], "pri": pri, "cap": CAP, "run": _action(rule.id)}
+        d[rule.id] = {"all": [{"m": rule.compiled(flat_key)}], "pri": pri, "cap": CAP, "run": _action(rule.id)}
     # Matches every candidate (not durable's own state fact, which has no `kind`), fires last.
     d[SINK] = {"all": [{"m": {"$ex": {"kind": 1}}}], "pri": 60000, "cap": CAP, "run": _sink}
     return d
@@ -116,14 +121,6 @@ def compile_ruleset(ruleset: RuleSet) -> _Compiled:
     return compiled
 
 
-def _check_fact(fact: dict[str, Any], path: str = "") -> None:
-    for k, v in fact.items():
-        if isinstance(v, dict):
-            _check_fact(v, f"{path}{k}.")
-        elif isinstance(v, float) and not math.isfinite(v):
-            raise EngineError(f"candidate fact {fact.get('id', '?')}: {path}{k} is not finite ({v})")
-
-
 def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
     """Assert every candidate fact into each factor's ruleset; return the firings, in a stable order."""
     if not facts:
@@ -131,14 +128,13 @@ def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
     ids = [f["id"] for f in facts]
     if len(set(ids)) != len(ids):
         raise EngineError("candidate facts need unique ids")
-    for f in facts:
-        _check_fact(f)
     compiled = compile_ruleset(ruleset)
+    flat = [_flatten(f, compiled.lookups) for f in facts]
     out: list[Firing] = []
     for factor, name in compiled.names.items():
         sid = str(next(_SIDS))
-        paths = compiled.paths[factor]
-        batch = [_project(f, paths, sid) for f in facts]
+        keys = compiled.keys[factor]
+        batch = [{"sid": sid, "id": f["id"], "kind": f["kind"], **{k: f[k] for k in keys}} for f in flat]
         _COLLECT.clear()
         _SINK_FIRED.clear()
         try:

@@ -97,8 +97,8 @@ class Rule:
     def render(self, fact: dict[str, Any]) -> str:
         return " ".join(self.template.render(**fact).split())
 
-    def compiled(self) -> dict[str, Any]:
-        return {"$and": [{"kind": "candidate"}, compile_condition(self.when)]}
+    def compiled(self, rename=None) -> dict[str, Any]:
+        return {"$and": [{"kind": "candidate"}, compile_condition(self.when, rename)]}
 
 
 @dataclass
@@ -208,16 +208,22 @@ def _collect_paths(cond: Any, out: list[str]) -> None:
             out.append(val["field"])
 
 
-def compile_condition(cond: dict[str, Any]) -> dict[str, Any]:
-    """Translate one validated condition into durable_rules' JSON form (one key per object)."""
+def compile_condition(cond: dict[str, Any], rename=None) -> dict[str, Any]:
+    """Translate one validated condition into durable_rules' JSON form (one key per object).
+
+    `rename` maps a fact path to the key the engine's facts use (the engine asserts flat facts)."""
     (key, val), = cond.items()
     if key == "all":
-        return {"$and": [compile_condition(c) for c in val]}
+        return {"$and": [compile_condition(c, rename) for c in val]}
     if key == "any":
-        return {"$or": [compile_condition(c) for c in val]}
+        return {"$or": [compile_condition(c, rename) for c in val]}
     op, arg = ("eq", val)
     if isinstance(val, dict) and "field" not in val:
         (op, arg), = val.items()
+    if rename is not None:
+        key = rename(key)
+        if isinstance(arg, dict):
+            arg = {"field": rename(arg["field"])}
     if op == "in":
         return {"$or": [{key: a} for a in arg]}
     rhs = {"$m": arg["field"]} if isinstance(arg, dict) else arg
