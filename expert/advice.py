@@ -61,11 +61,13 @@ class Advice:
             out["verdicts"] = [v.to_dict() for v in r.verdicts]
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, detail: bool = True) -> dict[str, Any]:
+        """The view model. `detail` adds every rejected candidate with its reasons (JSON output);
+        the written formats show rejections grouped by rule, so they skip rendering each reason."""
         req, o = self.request, self.outcome
         pick = o.pick
         rejected = []
-        for r in o.rejected:
+        for r in o.rejected if detail else ():
             rejected.append({
                 "label": r.candidate.label, "gpu": r.candidate.gpu.id, "count": r.candidate.count,
                 "precision": r.candidate.precision.id,

@@ -105,7 +105,7 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
     if why_not is not None and why_not not in cat.gpus:
         raise InputError(f"--why-not: unknown GPU {why_not!r}; closest: {closest(why_not, list(cat.gpus))}")
     result = run_advice(cat, rules, req)
-    doc = result.to_dict()
+    doc = result.to_dict(detail=fmt == "json")
     from .render import render
 
     if why_not:

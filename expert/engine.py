@@ -134,7 +134,14 @@ def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
     for factor, name in compiled.names.items():
         sid = str(next(_SIDS))
         keys = compiled.keys[factor]
-        batch = [{"sid": sid, "id": f["id"], "kind": f["kind"], **{k: f[k] for k in keys}} for f in flat]
+        # A factor's rules read only its keys, so candidates with equal projections get equal verdicts:
+        # assert each distinct projection once and hand its firings to every candidate sharing it.
+        groups: dict[tuple, list[int]] = {}
+        for f in flat:
+            groups.setdefault(tuple(f[k] for k in keys), []).append(f["id"])
+        batch = [{"sid": sid, "id": i, "kind": "candidate", **dict(zip(keys, proj))}
+                 for i, proj in enumerate(groups, start=1)]
+        members = list(groups.values())
         _COLLECT.clear()
         _SINK_FIRED.clear()
         try:
@@ -143,7 +150,7 @@ def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
                 raise EngineError(f"a {factor} rule action failed: {state['exception']}")
             if not _SINK_FIRED:
                 raise EngineError(f"the {factor} ruleset did not see the candidate facts")
-            out.extend(_COLLECT)
+            out.extend(Firing(f.rule_id, cid) for f in _COLLECT for cid in members[f.fact_id - 1])
         except _durable.MessageNotHandledException:
             raise EngineError(f"the {factor} ruleset left facts unhandled") from None
         finally:

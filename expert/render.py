@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from .errors import TemplateError
@@ -21,12 +23,28 @@ def _fmt_money(v: Any) -> str:
     return "n/a" if v is None else f"{v:,.0f}"
 
 
+def _bytecode_cache():
+    """Compiled templates cached per user (keyed by template source); none if the cache is unwritable."""
+    from jinja2 import FileSystemBytecodeCache
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpu-expert" / "jinja"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError:
+        return None
+    return FileSystemBytecodeCache(str(base))
+
+
 def _env(autoescape: bool):
     # Imported here: rendering-only dependencies stay off the start-up path of other commands.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(loader=FileSystemLoader(str(data_dir("templates"))), undefined=StrictUndefined,
-                      autoescape=autoescape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                      autoescape=autoescape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      bytecode_cache=_bytecode_cache())
     env.filters["num"] = _fmt_num
     env.filters["money"] = _fmt_money
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{v * 100:.0f} %"
