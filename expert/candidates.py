@@ -30,6 +30,10 @@ AUTO_PRECISIONS = {
 # server is run with a handful of parallel slots.
 CAPACITY_MAX_BATCH = {"vllm": 64, "llama.cpp": 8}
 
+# Pre-training and full fine-tuning may span several 8-GPU nodes: HGX-class parts are also weighed in
+# clusters of these sizes (inference candidates stay within one node).
+CLUSTER_COUNTS = (16, 32, 64, 128, 256, 512)
+
 # Every field a rule may read, with its type: the rule compiler rejects any other path.
 FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "kind": str, "id": int,
@@ -39,7 +43,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "gpu.nvlink_gbs": float, "gpu.nvlink_max_gpus": int, "gpu.p2p": bool, "gpu.ecc": bool, "gpu.slots": int,
     "gpu.form_factor": str, "gpu.cooling": str, "gpu.vllm": bool, "gpu.tensorrt_llm": bool,
     "gpu.llama_cpp": bool, "gpu.export_restricted_china": bool, "gpu.price_condition": str,
-    "gpu.launch_year": int,
+    "gpu.launch_year": int, "gpu.china_only": bool, "build.slots_needed": int,
     "count": int,
     "precision.id": str, "precision.kind": str, "precision.bits": float, "precision.compute": str,
     "precision.quality": str, "precision.quality_rank": int, "precision.needs_bf16": bool,
@@ -56,7 +60,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "perf.decode_tps_per_seq": float, "perf.train_days": float, "perf.link": str,
     "perf.capacity_batch": int, "perf.capacity_tps": float,
     "power.watts": float, "power.total_board_w": float, "power.energy_cost_per_year": float,
-    "power.per_million_tokens": float,
+    "power.per_million_tokens": float, "power.per_million_tokens_usd": float,
     "cost.capex": float, "cost.tco": float, "cost.budget_ratio": float, "cost.energy_share": float,
     "cost.shortfall": float,
     "req.workload": str, "req.region": str, "req.deployment": str, "req.budget": float, "req.context": int,
@@ -95,6 +99,12 @@ def gpu_price(cat: Catalog, gpu: Gpu, currency: str) -> tuple[float, str]:
                                   f"({cat.energy.currency_dates[currency]})")
 
 
+def counts_for(g: Gpu, req: Request) -> tuple[int, ...]:
+    if req.workload in ("training", "finetune") and g.nvlink_max_gpus >= 8 and g.segment == "datacenter":
+        return g.counts + tuple(c for c in CLUSTER_COUNTS if c > max(g.counts))
+    return g.counts
+
+
 def precisions_for(cat: Catalog, req: Request) -> list[Precision]:
     ids = AUTO_PRECISIONS[req.workload] if req.precision == "auto" else (req.precision,)
     return [cat.precisions[i] for i in ids if i in cat.precisions]
@@ -119,7 +129,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
 
     ids = {p.id for p in precisions}
     for g in pool:
-        for n in g.counts:
+        for n in counts_for(g, req):
             for p in precisions:
                 if not weighed(g, p):
                     continue
@@ -131,12 +141,13 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
     quality_order = sorted(precisions, key=lambda p: (p.quality_rank, -p.bits_per_weight))
     for g in pool:
         price, _ = gpu_price(cat, g, req.currency)
-        for n in g.counts:
+        counts = counts_for(g, req)
+        for n in counts:
             for p in precisions:
                 if not weighed(g, p):
                     continue
                 est = estimates[(g.id, n, p.id)]
-                fitting_counts = [c for c in g.counts if estimates[(g.id, c, p.id)].fits]
+                fitting_counts = [c for c in counts if estimates[(g.id, c, p.id)].fits]
                 lightest = next((q.id for q in quality_order
                                  if (g.id, n, q.id) in estimates and estimates[(g.id, n, q.id)].fits), "none")
                 capex = price * n
@@ -191,7 +202,9 @@ def _fact(cat: Catalog, req: Request, g: Gpu, n: int, p: Precision, est: Estimat
             "form_factor": g.form_factor, "cooling": g.cooling, "vllm": g.vllm, "tensorrt_llm": g.tensorrt_llm,
             "llama_cpp": g.llama_cpp, "export_restricted_china": "china" in g.export_restricted,
             "price_condition": g.price_condition, "launch_year": int(str(g.launch_date)[:4]),
+            "china_only": g.china_only,
         },
+        "build": {"slots_needed": g.slots * n},
         "count": n,
         "precision": {
             "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
@@ -224,6 +237,7 @@ def _fact(cat: Catalog, req: Request, g: Gpu, n: int, p: Precision, est: Estimat
         "power": {
             "watts": est.power["watts"], "total_board_w": est.power["board_power_w"],
             "energy_cost_per_year": energy_year, "per_million_tokens": _finite(per_million),
+            "per_million_tokens_usd": _finite(per_million) / cat.energy.currencies[req.currency],
         },
         "cost": {
             "capex": capex, "tco": tco, "budget_ratio": capex / req.budget,

@@ -76,6 +76,7 @@ GPU_SPEC: dict[str, Field] = {
         "llama_cpp": Field("bool"),
     }),
     "export_restricted": Field("list", item=Field("str", choices=REGIONS)),
+    "china_only": opt("bool"),  # sold only through Chinese channels (export-compliant parts)
     "price": Field("map", spec={
         "usd": Field("num", min=50, max=10_000_000),
         "cny": Field("num", nullable=True, min=300, max=100_000_000),
@@ -198,6 +199,7 @@ class Gpu:
     tensorrt_llm: bool
     llama_cpp: bool
     export_restricted: tuple[str, ...]
+    china_only: bool
     price_usd: float
     price_cny: float | None
     price_date: str
@@ -395,7 +397,8 @@ def _load_gpus(doc: Any, file: str) -> dict[str, Gpu]:
             bf16=ft["bf16"], fp8=ft["fp8"], flash_attention=ft["flash_attention"],
             datacenter_licence=ft["datacenter_licence"], stack=sw["stack"], vllm=sw["vllm"],
             tensorrt_llm=sw["tensorrt_llm"], llama_cpp=sw["llama_cpp"],
-            export_restricted=tuple(e["export_restricted"]), price_usd=float(pr["usd"]),
+            export_restricted=tuple(e["export_restricted"]), china_only=bool(e.get("china_only", False)),
+            price_usd=float(pr["usd"]),
             price_cny=None if pr["cny"] is None else float(pr["cny"]), price_date=str(pr["date"]),
             price_condition=pr["condition"], rent_usd_per_hour=e["rent_usd_per_hour"], sources=srcs,
             raw=plain(e),

@@ -57,6 +57,7 @@ REQUIRED_CONSTANTS = (
     "idle_power_fraction",
     "layer_split_hop_us",
     "cluster_network_gbs_per_gpu",
+    "fp8_training_speedup",
 )
 
 

@@ -17,14 +17,28 @@ from .rules import Rule, RuleSet, evaluate
 OBJECTIVES = {
     "inference": ("serving capacity (decode tokens/s at the largest batch that fits) per unit of total cost "
                   "of ownership",
-                  lambda c: c.fact["perf"]["capacity_tps"] / c.tco if c.tco else 0.0),
-    "dev": ("memory headroom per unit of price",
-            lambda c: max(c.fact["memory"]["headroom_gib"], 0.0) * c.count / c.capex if c.capex else 0.0),
-    "lora": ("training tokens/s (time to train the requested tokens)", lambda c: c.fact["perf"]["train_tps"]),
-    "qlora": ("training tokens/s (time to train the requested tokens)", lambda c: c.fact["perf"]["train_tps"]),
-    "finetune": ("training tokens/s (time to train the requested tokens)", lambda c: c.fact["perf"]["train_tps"]),
+                  lambda c: _per_tco(c, "capacity_tps")),
+    "dev": ("usable memory per unit of price (counted up to twice what the model needs)",
+            lambda c: _dev_value(c)),
+    # Fine-tuning runs are short: what matters is the cost of finishing them (time limits are rules).
+    "lora": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
+    "qlora": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
+    "finetune": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
     "training": ("training tokens/s (time to train the requested tokens)", lambda c: c.fact["perf"]["train_tps"]),
 }
+
+
+def _per_tco(c: Candidate, field: str) -> float:
+    return c.fact["perf"][field] / c.tco if c.tco else 0.0
+
+
+def _dev_value(c: Candidate) -> float:
+    """Memory an experimenter can use, per unit of price. Room beyond twice the model's footprint
+    (longer contexts, a second copy, larger batches) is not worth paying for on a development box."""
+    mem = c.fact["memory"]
+    need = mem["total_gib"]
+    usable = min(mem["available_gib"] * c.count, 2 * need)
+    return usable / c.capex if c.capex else 0.0
 
 
 @dataclass
