@@ -139,7 +139,7 @@ def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
         groups: dict[tuple, list[int]] = {}
         for f in flat:
             groups.setdefault(tuple(f[k] for k in keys), []).append(f["id"])
-        batch = [{"sid": sid, "id": i, "kind": "candidate", **dict(zip(keys, proj))}
+        batch = [{"sid": sid, "id": i, "kind": "candidate", **dict(zip(keys, proj, strict=True))}
                  for i, proj in enumerate(groups, start=1)]
         members = list(groups.values())
         _COLLECT.clear()
