@@ -491,6 +491,8 @@ def load_catalog(root: Path | None = None) -> Catalog:
     raw_sources: dict[str, dict] = {}
     docs: dict[str, Any] = {}
     digest = hashlib.sha256()
+    if not base.is_dir():
+        raise FactError(f"{base}: facts directory not found")
     for name in CATALOG_FILES:
         path = base / name
         display = f"facts/{name}"

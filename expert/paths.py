@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
 
 
+ENV = {"facts": "GPU_EXPERT_FACTS", "rules": "GPU_EXPERT_RULES"}
+
+
 def data_dir(name: str) -> Path:
-    """`facts`, `rules` or `templates`: the installed copy (expert/<name>) or the checkout's top level."""
+    """`facts`, `rules` or `templates`: $GPU_EXPERT_FACTS / $GPU_EXPERT_RULES when set (a team's own
+    catalog or rule set), else the installed copy (expert/<name>) or the checkout's top level."""
+    override = os.environ.get(ENV.get(name, ""), "")
+    if override:
+        return Path(override)
     for candidate in (_PKG / name, _PKG.parent / name):
         if candidate.is_dir() and any(candidate.iterdir()):
             return candidate

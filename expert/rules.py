@@ -365,6 +365,8 @@ def load_rules(root: Path | None = None, problems: list[str] | None = None, prob
     `probe` also renders every `because` template against a sample fact (what `expert rules check`
     does); the unsafe-template check runs on every load."""
     base = root if root is not None else data_dir("rules")
+    if not base.is_dir():
+        raise RuleError(f"{base}: rules directory not found")
     files = sorted(base.glob("*.yaml"))
     if not files:
         raise RuleError(f"{base}: no rule files (*.yaml)")

@@ -161,3 +161,21 @@ def test_malformed_config_json(tmp_path, content, message):
     cfg.write_text(content)
     r = run_cli("advise", "--budget", "9000", "--model", str(cfg))
     assert r.code == 2 and re.search(message, r.err) and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_malformed_facts_file_exits_2_naming_file_and_line(facts_copy, monkeypatch):
+    p = facts_copy / "gpus.yaml"
+    p.write_text(p.read_text().replace("memory_bandwidth_gbs: 1008", "memory_bandwidth_gbs: [1008", 1))
+    monkeypatch.setenv("GPU_EXPERT_FACTS", str(facts_copy))
+    r = run_cli("advise", "--budget", "20000", "--model", "13b")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1
+    assert re.search(r"facts/gpus\.yaml:\d+: malformed YAML", r.err), r.err
+
+
+def test_schema_breaking_rule_exits_2_naming_file_line_and_rule(rules_copy, monkeypatch):
+    p = rules_copy / "precision.yaml"
+    p.write_text(p.read_text().replace("then: {penalize: 0.4}", "then: {penalize: 4}", 1))
+    monkeypatch.setenv("GPU_EXPERT_RULES", str(rules_copy))
+    r = run_cli("advise", "--budget", "20000", "--model", "13b")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1
+    assert re.search(r"rules/precision\.yaml:\d+: rule 'precision/fp32-wasteful-inference': then.penalize", r.err)
