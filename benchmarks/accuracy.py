@@ -53,8 +53,6 @@ def score_record(cat: Catalog, r: dict) -> Scored:
         return Scored(r["id"], kind, value, None, "batch chosen by the server (max-throughput run)")
     gpu = cat.gpus[r["gpu"]]
     engine = ENGINES.get(r.get("engine") or "", None)
-    if engine == "transformers" and kind != "memory_gib":
-        return Scored(r["id"], kind, value, None, "HF transformers eager decode is not modelled")
     training = r["workload"] in ("lora", "qlora", "finetune", "training")
     ctx = r.get("context") or 128
     cfg = Config(model=model, gpu=gpu, count=int(r["count"]), precision=prec, workload=r["workload"],

@@ -127,9 +127,12 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
 @click.option("--region", default="global", show_default=True)
 @click.option("--electricity", default=None)
 @click.option("--deployment", default=None, help="workstation | datacenter (sets the PUE).")
+@click.option("--engine", default="auto", show_default=True,
+              help="auto | llama.cpp | vllm | transformers (inference engine whose efficiency to assume)")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | json")
 def estimate(model: str, gpu: str, count: str, precision: str, workload: str, context: str | None, batch: str,
-             currency: str, region: str, electricity: str | None, deployment: str | None, fmt: str) -> None:
+             currency: str, region: str, electricity: str | None, deployment: str | None, engine: str,
+             fmt: str) -> None:
     """Memory, throughput and power of one configuration."""
     from .estimator import Config
     from .estimator import estimate as run_estimate
@@ -138,6 +141,8 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
+    if engine not in ("auto", "llama.cpp", "vllm", "transformers"):
+        raise InputError(f"--engine: unknown engine {engine!r}; allowed: auto, llama.cpp, vllm, transformers")
     cat, _ = _load()
     if gpu not in cat.gpus:
         raise InputError(f"--gpu: unknown GPU {gpu!r}; closest: {closest(gpu, list(cat.gpus))}")
@@ -152,11 +157,11 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
                  workload=req.workload, context=req.context, batch=req.batch,
-                 electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue)
+                 electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue,
+                 engine=None if engine == "auto" else engine)
     est = run_estimate(cat, cfg).to_dict()
     if req.model_note:
         est["assumptions"].insert(0, req.model_note)
-    est["memory_gib"]["per_gpu"] = est["memory_gib"]["per_gpu"]
     doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
            "currency": req.currency, "electricity_note": req.electricity_note}
     if fmt == "json":

@@ -156,7 +156,7 @@ def _unique_expert_fraction(model: Model, batch: int) -> float:
 def estimate(cat: Catalog, cfg: Config) -> Estimate:
     m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
     wl = cfg.workload
-    engine = cfg.engine or pick_engine(g, p, wl)
+    engine = pick_engine(g, p, wl) if wl in TRAINING_WORKLOADS else (cfg.engine or pick_engine(g, p, wl))
     notes: list[str] = []
     training = wl in TRAINING_WORKLOADS
     notes.append(f"memory in GiB (2^30 bytes); the {g.id}'s {g.memory_gib:g} GB is taken as {g.memory_gib:g} GiB")
