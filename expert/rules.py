@@ -45,7 +45,7 @@ RULE_SPEC: dict[str, Field] = {
     "because": Field("str"),
     "source": Field("str"),
     "scope": opt("str", choices=SCOPES),
-    "examples": opt("map"),
+    "examples": opt("map", spec={"fires": opt("list"), "does_not_fire": opt("list")}),
 }
 
 _FILE_SPEC = {"factor": Field("str", choices=FACTORS), "rules": Field("list")}

@@ -1,0 +1,17 @@
+"""Every rule's own examples: `pytest -k precision/fp8-needs-ada-hopper` runs one rule's spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from expert.examples import examples, fired_on
+from expert.store import load_all
+
+_, RULES = load_all()
+EXAMPLES = examples(RULES)
+
+
+@pytest.mark.parametrize("ex", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_rule_example(cat, rules, ex):
+    assert fired_on(cat, rules, ex) is ex.expect_fire
+
