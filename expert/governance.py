@@ -163,3 +163,35 @@ def rules_check(scenarios: str | None) -> None:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(1)
     click.echo("rules check: no problems")
+
+
+@rules_group.command("snapshots")
+@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
+@click.option("--update", is_flag=True, help="Rewrite the snapshot files (review the diff before committing).")
+def rules_snapshots(scenarios: str | None, update: bool) -> None:
+    """Compare (or with --update, rewrite) the corpus outcomes in tests/snapshots/."""
+    from .scenarios import load_scenarios, run_scenario, snapshot, snapshot_dir
+    from .store import load_all
+
+    cat, rules = load_all()
+    d = _scenario_dir(scenarios)
+    out_dir = snapshot_dir(d)
+    drift = []
+    for sc in load_scenarios(d):
+        text = json.dumps(snapshot(run_scenario(cat, rules, sc)), indent=2, sort_keys=True) + "\n"
+        path = out_dir / f"{sc.name}.json"
+        if update:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+                click.echo(f"updated {path}")
+        elif not path.exists() or path.read_text() != text:
+            drift.append(sc.name)
+    if drift:
+        for name in drift:
+            click.echo(f"snapshot differs: {name}")
+        click.echo(f"{len(drift)} snapshot(s) differ; review with `expert audit --base main`, then "
+                   "`expert rules snapshots --update`", err=True)
+        sys.exit(1)
+    if not update:
+        click.echo("snapshots: all match")

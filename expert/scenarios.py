@@ -140,3 +140,32 @@ def coverage(cat: Catalog, rules: RuleSet, scenarios: list[Scenario]) -> dict[st
         for rid, n in result.outcome.fired_rules.items():
             out.setdefault(rid, []).append((sc.name, n))
     return out
+
+
+def snapshot(result: Advice) -> dict[str, Any]:
+    """What a reviewer should see change when a rule or a fact changes: the outcome, not the prose."""
+    o = result.outcome
+
+    def brief(r) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        c = r.candidate
+        t = c.estimate.throughput
+        return {
+            "label": c.label, "score": round(r.score, 1), "capex": round(c.capex), "tco": round(c.tco),
+            "per_gpu_gib": round(c.estimate.memory_gib["per_gpu"], 1),
+            "decode_tokens_per_s": None if t["decode_tokens_per_s"] is None else round(t["decode_tokens_per_s"], 1),
+            "train_tokens_per_s": None if t["train_tokens_per_s"] is None else round(t["train_tokens_per_s"]),
+            "rules": sorted({v.rule.id for v in r.verdicts}),
+        }
+
+    return {
+        "pick": brief(o.pick),
+        "alternatives": {label: brief(r)["label"] for label, r in o.alternatives},
+        "cheapest_over_budget": brief(o.cheapest_over_budget),
+        "fired_rules": o.fired_rules,
+    }
+
+
+def snapshot_dir(scenarios_dir: Path) -> Path:
+    return scenarios_dir.parent / "snapshots"
