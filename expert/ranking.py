@@ -80,9 +80,12 @@ class Ranked:
     raw_score: float = 0.0  # objective x rule weights, not normalised: comparable across requests
     factors: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def rejected_by(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.action == "reject"]
+    rejected_by: list[Verdict] = field(default_factory=list)
+
+    def add(self, v: Verdict) -> None:
+        self.verdicts.append(v)
+        if v.rule.action.kind == "reject":
+            self.rejected_by.append(v)
 
     @property
     def feasible(self) -> bool:
@@ -111,7 +114,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], firings: list[Firing], w
     fired: dict[str, int] = {}
     for f in firings:
         rule = ruleset.by_id[f.rule_id]
-        by_id[f.fact_id].verdicts.append(Verdict(rule, by_id[f.fact_id].candidate))
+        by_id[f.fact_id].add(Verdict(rule, by_id[f.fact_id].candidate))
         fired[f.rule_id] = fired.get(f.rule_id, 0) + 1
     name, objective = OBJECTIVES[workload]
     everything = list(by_id.values())
