@@ -120,25 +120,29 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
     """Estimate every GPU x count x precision the request could use and turn each into a rule fact."""
     pool = gpus if gpus is not None else list(cat.gpus.values())
     precisions = precisions_for(cat, req)
+    ids = {p.id for p in precisions}
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     training = req.workload in TRAINING_WORKLOADS
     estimates: dict[tuple[str, int, str], Estimate] = {}
+
+    def est_of(g: Gpu, n: int, p: Precision) -> Estimate:
+        key = (g.id, n, p.id)
+        if key not in estimates:
+            estimates[key] = estimate(cat, Config(
+                model=req.model, gpu=g, count=n, precision=p, workload=req.workload, context=req.context,
+                batch=req.batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue))
+        return estimates[key]
+
     def weighed(g: Gpu, p: Precision) -> bool:
         # fp16 and bf16 have the same size and speed: `auto` weighs fp16 only where bf16 is missing.
         return not (req.precision == "auto" and p.id == "fp16" and g.bf16 and "bf16" in ids)
 
-    ids = {p.id for p in precisions}
-    for g in pool:
-        for n in counts_for(g, req):
-            for p in precisions:
-                if not weighed(g, p):
-                    continue
-                cfg = Config(model=req.model, gpu=g, count=n, precision=p, workload=req.workload,
-                             context=req.context, batch=req.batch, electricity_per_kwh=req.electricity_per_kwh,
-                             currency=req.currency, pue=pue)
-                estimates[(g.id, n, p.id)] = estimate(cat, cfg)
+    # What "a lighter precision would fit" may suggest: the workload's usual precisions, best quality first,
+    # whether or not the user asked for one precision.
+    suggestable = sorted((cat.precisions[i] for i in AUTO_PRECISIONS[req.workload] if i in cat.precisions),
+                         key=lambda q: (q.quality_rank, -q.bits_per_weight))
     out: list[Candidate] = []
-    quality_order = sorted(precisions, key=lambda p: (p.quality_rank, -p.bits_per_weight))
+    hours = req.hours_per_day * 365
     for g in pool:
         price, _ = gpu_price(cat, g, req.currency)
         counts = counts_for(g, req)
@@ -146,12 +150,13 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
             for p in precisions:
                 if not weighed(g, p):
                     continue
-                est = estimates[(g.id, n, p.id)]
-                fitting_counts = [c for c in counts if estimates[(g.id, c, p.id)].fits]
-                lightest = next((q.id for q in quality_order
-                                 if (g.id, n, q.id) in estimates and estimates[(g.id, n, q.id)].fits), "none")
+                est = est_of(g, n, p)
+                fitting_counts = [c for c in counts if est_of(g, c, p).fits]
+                if est.fits:
+                    lightest = p.id
+                else:
+                    lightest = next((q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
                 capex = price * n
-                hours = req.hours_per_day * 365
                 energy_year = est.power["energy_cost_per_hour"] * hours
                 tco = capex + energy_year * req.years
                 cid = len(out) + 1
