@@ -68,24 +68,16 @@ class ScenarioDiff:
 
 
 def _summary(result) -> dict[str, Any]:
-    o = result.outcome
-    p = o.pick
+    from .scenarios import snapshot
 
-    def key_numbers(r) -> dict[str, Any] | None:
-        if r is None:
-            return None
-        c = r.candidate
-        t = c.estimate.throughput
-        return {"capex": round(c.capex), "tco": round(c.tco), "score": round(r.score, 1),
-                "decode_tps": None if t["decode_tokens_per_s"] is None else round(t["decode_tokens_per_s"], 1),
-                "train_tps": None if t["train_tokens_per_s"] is None else round(t["train_tokens_per_s"]),
-                "per_gpu_gib": round(c.estimate.memory_gib["per_gpu"], 1)}
-
+    snap = snapshot(result)
+    pick = snap["pick"]
+    keys = ("capex", "tco", "score", "decode_tokens_per_s", "train_tokens_per_s", "per_gpu_gib")
     return {
-        "pick": p.candidate.label if p else None,
-        "numbers": key_numbers(p),
-        "alternatives": [f"{label}: {r.candidate.label}" for label, r in o.alternatives],
-        "fired": dict(o.fired_rules),
+        "pick": pick["label"] if pick else None,
+        "numbers": {k: pick[k] for k in keys} if pick else None,
+        "alternatives": [f"{label}: {cand}" for label, cand in snap["alternatives"].items()],
+        "fired": snap["fired_rules"],
     }
 
 

@@ -74,33 +74,22 @@ def _mutate(text_in: str, rng: random.Random) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("name", ["gpus.yaml", "models.yaml", "precisions.yaml", "energy.yaml", "efficiency.yaml"])
-def test_mutated_fact_files_fail_cleanly(tmp_path, name):
-    rng = random.Random(name)
-    original = (ROOT / "facts" / name).read_text()
-    for _ in range(25):
-        d = tmp_path / "facts"
-        if d.exists():
-            shutil.rmtree(d)
-        shutil.copytree(ROOT / "facts", d)
-        (d / name).write_text(_mutate(original, rng))
-        try:
-            load_catalog(d)
-        except ExpertError:
-            pass
+CASES = [("facts", n) for n in ("gpus.yaml", "models.yaml", "precisions.yaml", "energy.yaml", "efficiency.yaml")] + [
+    ("rules", n) for n in ("model_size.yaml", "precision.yaml", "ecosystem.yaml", "scalability.yaml")]
 
 
-@pytest.mark.parametrize("name", ["model_size.yaml", "precision.yaml", "ecosystem.yaml", "scalability.yaml"])
-def test_mutated_rule_files_fail_cleanly(tmp_path, name):
+@pytest.mark.parametrize("folder, name", CASES, ids=[f"{f}/{n}" for f, n in CASES])
+def test_mutated_data_files_fail_cleanly(tmp_path, folder, name):
     rng = random.Random(name)
-    original = (ROOT / "rules" / name).read_text()
+    original = (ROOT / folder / name).read_text()
+    load = load_catalog if folder == "facts" else (lambda d: load_rules(d, probe=True))
     for _ in range(25):
-        d = tmp_path / "rules"
+        d = tmp_path / folder
         if d.exists():
             shutil.rmtree(d)
-        shutil.copytree(ROOT / "rules", d)
+        shutil.copytree(ROOT / folder, d)
         (d / name).write_text(_mutate(original, rng))
         try:
-            load_rules(d, probe=True)
+            load(d)
         except ExpertError:
             pass
