@@ -16,6 +16,7 @@ gives a differential test of the engine.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +37,9 @@ FACTORS = ("model_size", "precision", "power_cost", "ecosystem", "scalability", 
 ACTIONS = ("reject", "warn", "prefer", "penalize", "suggest")
 OPS = {"eq": None, "ne": "$neq", "gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte", "in": None}
 SCOPES = ("budget",)
+# Distinct leaf tests (alpha nodes) per factor's ruleset: durable_rules raises error 303 at assert time
+# beyond 64 simultaneously matching alpha nodes; 48 keeps a margin (shared/durable-rules.md, point 9).
+MAX_PATTERNS_PER_FACTOR = 48
 
 RULE_SPEC: dict[str, Field] = {
     "id": Field("str"),
@@ -191,6 +195,13 @@ def check_condition(cond: Any, where: str = "when") -> str | None:
         return f"{where}.{msg}" if msg else None
     msg = _check_value(key, val)
     return f"{where}.{msg}" if msg else None
+
+
+def _leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
+    (key, val), = node.items()
+    if key in ("$and", "$or"):
+        return [leaf for sub in val for leaf in _leaves(sub)]
+    return [node]
 
 
 def _collect_paths(cond: Any, out: list[str]) -> None:
@@ -383,7 +394,15 @@ def load_rules(root: Path | None = None, problems: list[str] | None = None, prob
                 raise RuleError(str(exc)) from None
             problems.append(str(exc))
             continue
-        for rule in parse_rule_file(doc, display, problems, probe):
+        parsed = parse_rule_file(doc, display, problems, probe)
+        patterns = len({json.dumps(leaf, sort_keys=True) for r in parsed for leaf in _leaves(r.compiled())})
+        if patterns > MAX_PATTERNS_PER_FACTOR:
+            msg = located(display, 1, "", f"{patterns} distinct condition patterns in one factor; durable_rules "
+                          f"is only safe up to {MAX_PATTERNS_PER_FACTOR}: split the factor's rules")
+            if problems is None:
+                raise RuleError(msg)
+            problems.append(msg)
+        for rule in parsed:
             if rule.id in seen:
                 msg = located(display, rule.line, f"rule {rule.id!r}",
                               f"duplicate id (first defined in {seen[rule.id].file}:{seen[rule.id].line})")

@@ -177,8 +177,23 @@ def test_rule_definitions_passed_to_durable_are_copies():
 
 def test_each_factor_stays_under_48_condition_patterns(rules):
     # Point 9: over 64 simultaneously matching alpha nodes raise error 303.
+    from expert.rules import _leaves
+
     for factor, rs in rules.by_factor().items():
-        assert len(rs) <= 48, factor
+        distinct = {json.dumps(leaf, sort_keys=True) for r in rs for leaf in _leaves(r.compiled())}
+        assert len(distinct) <= 48, factor
+
+
+def test_a_factor_with_too_many_patterns_is_a_load_error(rules_copy):
+    from expert.errors import RuleError
+    from expert.rules import load_rules
+
+    body = "factor: workload\nrules:\n" + "".join(
+        f"  - {{id: workload/r{i}, title: t, when: {{req.budget: {{gt: {i}.0}}}}, then: warn, because: b, "
+        f"source: s}}\n" for i in range(60))
+    (rules_copy / "workload.yaml").write_text(body)
+    with pytest.raises(RuleError, match=r"rules/workload\.yaml:1: .*distinct condition patterns"):
+        load_rules(rules_copy)
 
 
 def test_firing_order_is_stable_and_independent_of_fact_order():
