@@ -8,11 +8,11 @@ cross-fact join (durable_rules' unsafe area, see docs/durable-rules.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog, Gpu, Precision
-from .estimator import TRAINING_WORKLOADS, Config, Estimate, estimate
+from .estimator import TRAINING_WORKLOADS, Config, Estimate, decode_rate, estimate
 from .request import Request
 
 # Precisions the expert weighs when the user says `auto`, per workload.
@@ -179,8 +179,7 @@ def _capacity(cat: Catalog, req: Request, est: Estimate) -> tuple[int, float]:
     batch = max(req.batch, min(limit, req.batch + extra))
     if batch == req.batch:
         return batch, _finite(est.throughput["decode_tokens_per_s"])
-    bigger = estimate(cat, replace(est.config, batch=batch))
-    return batch, _finite(bigger.throughput["decode_tokens_per_s"])
+    return batch, _finite(decode_rate(cat, est, batch))
 
 
 def _fact(cat: Catalog, req: Request, g: Gpu, n: int, p: Precision, est: Estimate, cid: int, capex: float,

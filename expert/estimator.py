@@ -153,6 +153,43 @@ def _unique_expert_fraction(model: Model, batch: int) -> float:
     return 1 - (1 - k / e) ** batch
 
 
+def _decode(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int) -> tuple[float, float, float, dict]:
+    """Decode tokens/s for `batch` sequences: (rate, bytes read per step, all-reduce time, efficiency entry).
+
+    step = max(bytes read / (bandwidth x fraction), FLOPs / (peak x fraction)) + layers x overhead + comm."""
+    m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
+    d = engine_efficiency(cat, "decode", engine, g)
+    bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
+    emb_bytes = m.embedding_params * p.embedding_bits / 8
+    body = weight_bytes(m, p) - emb_bytes
+    if m.experts:
+        expert_bytes = m.experts * m.params_per_expert_layer * m.layers * p.bits_per_weight / 8
+        body = body - expert_bytes + expert_bytes * _unique_expert_fraction(m, batch)
+    # Decode reads the lm_head, not the whole embedding table: one of the two (tied: the same) matrices.
+    read = body + m.vocab_size * m.hidden_size * p.embedding_bits / 8 + kv_bytes_per_token(m, p) * cfg.context * batch
+    launch = m.layers * d["layer_overhead_us"] * 1e-6
+    peak = (g.peak_tflops(p.compute) or g.tflops_fp16 or 1.0) * 1e12
+    compute = 2 * m.active_params * batch / (peak * n * d["compute_fraction"])
+    if parallelism == "layer-split":
+        # Layers run one GPU after another: capacity adds up, speed does not.
+        t_mem = read / bw
+        comm = (n - 1) * _c(cat, "layer_split_hop_us") * 1e-6
+    else:
+        t_mem = read / (bw * n)
+        comm = 0.0
+        if n > 1:
+            link_gbs, _, link_lat = _link_gbs(cat, g, n)
+            msg = batch * m.hidden_size * 2
+            comm = 2 * m.layers * (link_lat + 2 * msg * (n - 1) / n / (link_gbs * 1e9))
+    step = max(t_mem, compute) + launch + comm
+    return batch / step, read, comm, d
+
+
+def decode_rate(cat: Catalog, est: Estimate, batch: int) -> float:
+    """Aggregate decode tokens/s of an estimated inference configuration at another batch size."""
+    return _decode(cat, est.config, est.engine, est.parallelism, batch)[0]
+
+
 def estimate(cat: Catalog, cfg: Config) -> Estimate:
     m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
     wl = cfg.workload
@@ -241,30 +278,8 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
     link_gbs, link_kind, link_lat = _link_gbs(cat, g, n)
     decode = prefill = train = None
     if not training:
-        d = engine_efficiency(cat, "decode", engine, g)
+        decode, read, comm, d = _decode(cat, cfg, engine, parallelism, batch)
         bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
-        emb_bytes = m.embedding_params * p.embedding_bits / 8
-        body = wbytes - emb_bytes
-        if m.experts:
-            expert_bytes = m.experts * m.params_per_expert_layer * m.layers * p.bits_per_weight / 8
-            body = body - expert_bytes + expert_bytes * _unique_expert_fraction(m, batch)
-        # Decode reads the lm_head, not the whole embedding table: one of the two (tied: the same) matrices.
-        read = body + m.vocab_size * m.hidden_size * p.embedding_bits / 8 + kv_bytes_per_token(m, p) * ctx * batch
-        launch = m.layers * d["layer_overhead_us"] * 1e-6
-        peak = (g.peak_tflops(p.compute) or g.tflops_fp16 or 1.0) * 1e12
-        compute = 2 * m.active_params * batch / (peak * n * d["compute_fraction"])
-        if parallelism == "layer-split":
-            # Layers run one GPU after another: capacity adds up, speed does not.
-            t_mem = read / bw
-            comm = (n - 1) * _c(cat, "layer_split_hop_us") * 1e-6
-        else:
-            t_mem = read / (bw * n)
-            comm = 0.0
-            if n > 1:
-                msg = batch * m.hidden_size * 2
-                comm = 2 * m.layers * (link_lat + 2 * msg * (n - 1) / n / (link_gbs * 1e9))
-        step = max(t_mem, compute) + launch + comm
-        decode = batch / step
         notes.append(
             f"decode ({engine} on {g.stack}): {read / 1e9:.2f} GB read per step at "
             f"{d['bandwidth_fraction']:.0%} of {g.bandwidth_gbs:g} GB/s, + {d['layer_overhead_us']:g} us per layer"
