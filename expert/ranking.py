@@ -187,5 +187,5 @@ def why_not(ruleset: RuleSet, ranked: list[Ranked], gpu_id: str) -> list[dict[st
                                "conditions": [{"field": p, "value": _round(val), "held": held}
                                               for p, val, held in trace]})
         out.append({"candidate": r.candidate.label, "feasible": r.feasible, "score": round(r.score, 2),
-                    "checks": checks})
+                    "score_factors": {k: round(v, 3) for k, v in r.factors.items()}, "checks": checks})
     return out
