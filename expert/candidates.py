@@ -32,7 +32,7 @@ CAPACITY_MAX_BATCH = {"vllm": 64, "llama.cpp": 8}
 
 # Pre-training and full fine-tuning may span several 8-GPU nodes: HGX-class parts are also weighed in
 # clusters of these sizes (inference candidates stay within one node).
-CLUSTER_COUNTS = (16, 32, 64, 128, 256, 512)
+CLUSTER_COUNTS = tuple(2**k for k in range(4, 15))  # 16 ... 16,384 GPUs (Llama 3 405B: 16K H100)
 
 # Every field a rule may read, with its type: the rule compiler rejects any other path.
 FACT_FIELDS: dict[str, type | tuple[type, ...]] = {

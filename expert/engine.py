@@ -53,14 +53,37 @@ class _Compiled:
         self.lookups = [(flat_key(p), tuple(p.split("."))) for p in self.paths]
 
 
+# durable_rules' C JSON parser mis-reads numbers written with an exponent and no decimal point
+# ("3e-07", "1e+16": facts silently dropped, or a segmentation fault; measured here with 2.0.28).
+# Python writes floats with an exponent below 1e-4 and from 1e16 up, so values are clamped into
+# [1e-4, 1e15] in magnitude (zero stays zero). Rule thresholds are kept in that range at load time
+# (rules.NUMBER_RANGE), so clamping never changes a comparison.
+TINY, HUGE = 1e-4, 1e15
+
+
+def engine_number(v: float) -> float:
+    if v == 0.0:
+        return 0.0
+    mag = abs(v)
+    if mag < TINY:
+        return math.copysign(TINY, v)
+    if mag > HUGE:
+        return math.copysign(HUGE, v)
+    return v
+
+
 def _flatten(fact: dict[str, Any], lookups: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
     out: dict[str, Any] = {"id": fact["id"], "kind": fact["kind"]}
     for key, parts in lookups:
         v: Any = fact
         for p in parts:
             v = v[p]
-        if v.__class__ is float and not math.isfinite(v):
-            raise EngineError(f"candidate fact {fact['id']}: {'.'.join(parts)} is not finite ({v})")
+        if v.__class__ is float:
+            if not math.isfinite(v):
+                raise EngineError(f"candidate fact {fact['id']}: {'.'.join(parts)} is not finite ({v})")
+            v = engine_number(v)
+        elif v.__class__ is int and abs(v) > HUGE:
+            v = int(math.copysign(HUGE, v))
         out[key] = v
     return out
 

@@ -138,8 +138,18 @@ def _parse_then(v: Any) -> Action | str:
     return "then: expected reject | warn | suggest | {prefer: weight} | {penalize: weight}"
 
 
+# Numeric thresholds the engine compares exactly (see engine.engine_number): zero, or a magnitude in
+# [1e-3, 1e15).
+NUMBER_RANGE = (1e-3, 1e15)
+
+
 def _check_value(path: str, value: Any) -> str | None:
     want = FACT_FIELDS[path]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0:
+        lo, hi = NUMBER_RANGE
+        if not lo <= abs(value) < hi:
+            return (f"{path}: threshold {value!r} is outside what the engine compares safely "
+                    f"(0 or a magnitude from {lo:g} to {hi:g})")
     if isinstance(value, dict):
         if set(value) != {"field"} or not isinstance(value["field"], str):
             return f"{path}: a reference must be {{field: other.path}}"

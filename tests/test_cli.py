@@ -179,3 +179,11 @@ def test_schema_breaking_rule_exits_2_naming_file_line_and_rule(rules_copy, monk
     r = run_cli("advise", "--budget", "20000", "--model", "13b")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1
     assert re.search(r"rules/precision\.yaml:\d+: rule 'precision/fp32-wasteful-inference': then.penalize", r.err)
+
+
+def test_huge_cluster_budgets_stay_within_budget():
+    # 405B pre-training on 15T tokens needs thousands of GPUs; the pick must still respect the budget.
+    doc = json.loads(run_cli("advise", "--budget", "2e9", "--model", "405b", "--workload", "training",
+                             "--tokens", "15T", "--format", "json").out)
+    rec = doc["recommendation"]
+    assert rec is not None and rec["count"] >= 1024 and rec["capex"] <= 2e9

@@ -213,3 +213,22 @@ def test_engine_agrees_with_python_on_the_real_corpus(cat, rules):
     got = {(f.rule_id, f.fact_id) for f in fire(rules, facts)}
     want = {(r.id, f["id"]) for r in rules.rules for f in facts if evaluate(r.when, f)}
     assert got == want
+
+
+@pytest.mark.parametrize("value", [3e-07, 5e-05, 1e-12, 1e16, 2e20, -1e16])
+def test_numbers_durable_would_misread_are_clamped_not_lost(value):
+    # Found here: durable's JSON parser drops facts or segfaults on "3e-07" / "1e+16" (exponent, no dot).
+    rs = ruleset(OPERATORS)
+    f = fact(7, precision__id="fp8", precision__bits=8.0, gpu__fp8=True, memory__per_gpu_gib=value,
+             memory__available_gib=24.0)
+    got = {r.rule_id for r in fire(rs, [f])}
+    assert "precision/eq" in got  # the fact was seen at all
+    assert ("precision/field-ref" in got) == (value > 24.0)
+
+
+def test_engine_number_keeps_comparisons_with_safe_thresholds():
+    from expert.engine import engine_number
+
+    for v in (3e-07, 5e-05, 1e16, 0.0, 0.5, 123.0):
+        for t in (0.0, 1e-3, 0.5, 1e14):
+            assert (engine_number(v) > t) == (v > t)

@@ -100,3 +100,10 @@ def test_malformed_yaml_names_the_rule_file_and_line(rules_copy):
     _write(rules_copy, "factor: precision\nrules:\n  - id: [unclosed\n")
     with pytest.raises(Exception, match=r"rules/zz_test\.yaml:\d+: malformed YAML"):
         load_rules(rules_copy)
+
+
+@pytest.mark.parametrize("threshold", ["1.0e-06", "5.0e+15"])
+def test_thresholds_the_engine_cannot_compare_safely_are_load_errors(rules_copy, threshold):
+    _write(rules_copy, _rule(when="{memory.headroom_gib: {gt: " + threshold + "}}"))
+    with pytest.raises(RuleError, match=r"rule 'precision/probe': .*outside what the engine compares safely"):
+        load_rules(rules_copy)
