@@ -83,3 +83,17 @@ def test_adding_a_gpu_never_removes_a_feasible_pick(kw, extra):
     if before.pick is not None:
         assert after.pick is not None
         assert after.pick.raw_score >= before.pick.raw_score * (1 - 1e-9)
+
+
+@SETTINGS
+@given(requests(), st.sampled_from([None, "100M", "2T", "15T"]))
+def test_engine_verdicts_equal_the_python_evaluation_of_every_rule(kw, tokens):
+    # Differential test: durable_rules against our own evaluator, over random requests (this is how the
+    # exponent-notation hazard showed up: whole rulesets silently lost their facts).
+    from expert.rules import evaluate
+
+    req = build_request(CAT, **{**kw, "tokens": tokens, "budget": kw["budget"] * 1000})
+    facts = [c.fact for c in build_candidates(CAT, req)]
+    got = {(f.rule_id, f.fact_id) for f in fire(RULES, facts)}
+    want = {(r.id, f["id"]) for r in RULES.rules for f in facts if evaluate(r.when, f)}
+    assert got == want
