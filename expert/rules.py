@@ -19,13 +19,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
-
-from jinja2 import StrictUndefined, TemplateSyntaxError
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .candidates import FACT_FIELDS, get_path
 from .errors import RuleError, located
@@ -55,16 +51,19 @@ RULE_SPEC: dict[str, Field] = {
 _FILE_SPEC = {"factor": Field("str", choices=FACTORS), "rules": Field("list")}
 
 
-def _sandbox() -> ImmutableSandboxedEnvironment:
+@lru_cache(maxsize=1)
+def sandbox():
+    """The sandboxed Jinja environment `because` templates render in; built on first use so that
+    commands which render nothing never import Jinja."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["gib"] = lambda v: f"{v:,.1f} GiB"
     env.filters["money"] = lambda v: f"{v:,.0f}"
     env.filters["pct"] = lambda v: f"{v * 100:.0f} %"
     env.filters["num"] = lambda v, d=1: f"{v:,.{d}f}"
     return env
-
-
-SANDBOX = _sandbox()
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class Rule:
 
     @cached_property
     def template(self):
-        return SANDBOX.from_string(self.because)
+        return sandbox().from_string(self.because)
 
     @cached_property
     def paths(self) -> list[str]:
@@ -301,8 +300,11 @@ def _render_probe(rule: Rule) -> str | None:
     msg = _unsafe(rule)
     if msg:
         return msg
+    from jinja2 import TemplateSyntaxError
+    from jinja2.exceptions import SecurityError, UndefinedError
+
     try:
-        tmpl = SANDBOX.from_string(rule.because)
+        tmpl = sandbox().from_string(rule.because)
     except TemplateSyntaxError as exc:
         return f"because: template syntax error: {exc.message}"
     sample = sample_fact()
