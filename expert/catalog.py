@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from .schema import Field, numeric_paths, opt, validate
 from .yamlio import load_yaml_file, plain
 
 VERIFICATION = ("primary", "primary_quoted", "secondary", "secondary_weak", "derived")
-ARCHITECTURES = ("ampere", "ada", "hopper", "blackwell", "cdna3", "rdna3", "apple-m2", "apple-m3", "apple-m4")
+# Open vocabularies (a new vendor or architecture is a data change, not a code change): lower-case slugs.
+def _slug(v: str) -> str | None:
+    return None if re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", v) else f"{v!r} is not a lower-case slug"
+
 PRECISION_DTYPES = ("fp32", "fp16", "bf16", "fp8", "int8")
 QUALITY_LEVELS = ("none", "negligible", "small", "moderate", "large")
 REGIONS = ("global", "us", "eu", "china")
@@ -38,9 +42,9 @@ _TFLOPS = {k: Field("num", nullable=True, min=0.1, max=50000) for k in ("fp16", 
 GPU_SPEC: dict[str, Field] = {
     "id": Field("str"),
     "name": Field("str"),
-    "vendor": Field("str", choices=("nvidia", "amd", "apple")),
+    "vendor": Field("str", check=_slug),
     "segment": Field("str", choices=("consumer", "workstation", "datacenter", "apple")),
-    "architecture": Field("str", choices=ARCHITECTURES),
+    "architecture": Field("str", check=_slug),
     "compute_capability": Field("str", nullable=True),
     "memory_gib": Field("num", min=1, max=4096),
     "usable_memory_gib": Field("num", nullable=True, min=1, max=4096),
@@ -70,7 +74,7 @@ GPU_SPEC: dict[str, Field] = {
         "datacenter_licence": Field("bool"),
     }),
     "software": Field("map", spec={
-        "stack": Field("str", choices=("cuda", "rocm", "metal")),
+        "stack": Field("str", check=_slug),  # cuda | rocm | metal | ...
         "vllm": Field("bool"),
         "tensorrt_llm": Field("bool"),
         "llama_cpp": Field("bool"),

@@ -105,3 +105,20 @@ def test_yaml_tags_cannot_construct_python_objects(facts_copy):
     (facts_copy / "energy.yaml").write_text("regions: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ExpertError, match=r"facts/energy\.yaml:\d+"):
         load_catalog(facts_copy)
+
+
+def test_adding_a_gpu_of_a_new_vendor_is_a_data_change_only(facts_copy, monkeypatch):
+    from tests.conftest import run_cli
+
+    text = (facts_copy / "gpus.yaml").read_text()
+    start = text.index("- id: l40s\n")
+    end = text.index("\n- id: ", start + 5) + 1
+    entry = text[start:end].replace("- id: l40s\n", "- id: test-accel-96gb\n", 1)
+    entry = entry.replace("vendor: nvidia", "vendor: intel", 1).replace("architecture: ada", "architecture: xe-hpc", 1)
+    entry = entry.replace("stack: cuda", "stack: sycl", 1).replace("memory_gib: 48", "memory_gib: 96", 1)
+    (facts_copy / "gpus.yaml").write_text(text + entry)
+    monkeypatch.setenv("GPU_EXPERT_FACTS", str(facts_copy))
+    assert "test-accel-96gb" in load_catalog(facts_copy).gpus
+    r = run_cli("advise", "--budget", "50000", "--model", "70b", "--why-not", "test-accel-96gb")
+    assert r.code == 0, r.err
+    assert "test-accel-96gb" in r.out
