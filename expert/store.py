@@ -1,9 +1,13 @@
-"""Facts and rules, loaded and validated once per process (and per source directory)."""
+"""Facts and rules, loaded and validated once per process (and per source directory).
+
+A per-user cache keyed by the hash of the files (expert/cache.py) lets a new process skip parsing
+and validating data it has already validated."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from . import cache
 from .catalog import Catalog, load_catalog
 from .paths import data_dir
 from .rules import RuleSet, load_rules
@@ -16,5 +20,14 @@ def load_all(facts_dir: Path | None = None, rules_dir: Path | None = None) -> tu
     rules = rules_dir or data_dir("rules")
     key = (str(facts), str(rules))
     if key not in _CACHE:
-        _CACHE[key] = (load_catalog(facts), load_rules(rules))
+        try:
+            file_key = cache.digest(facts, rules)
+        except OSError:
+            file_key = None
+        loaded = cache.read(file_key) if file_key else None
+        if loaded is None:
+            loaded = (load_catalog(facts), load_rules(rules))
+            if file_key:
+                cache.write(file_key, *loaded)
+        _CACHE[key] = loaded
     return _CACHE[key]

@@ -1,0 +1,121 @@
+"""A per-user cache of validated catalogs and rules, keyed by the hash of their files.
+
+Parsing the YAML and validating it is most of a cold start. Once a set of facts/ and rules/ files
+(and the code that reads them) has loaded cleanly, its validated content is stored as plain JSON in
+$XDG_CACHE_HOME/gpu-expert/data/<sha256>.json; the next process with identical files skips both.
+JSON, not pickle: reading the cache can never run code. Any problem reading it falls back to a full load.
+Set GPU_EXPERT_NO_CACHE=1 to bypass it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, Energy, Gpu, Model, Precision, Source
+from .rules import Action, Rule, RuleSet
+
+_CODE = ("catalog.py", "rules.py", "schema.py", "efficiency.py", "yamlio.py", "cache.py", "candidates.py")
+
+
+def cache_dir() -> Path | None:
+    if os.environ.get("GPU_EXPERT_NO_CACHE"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpu-expert" / "data"
+    return base
+
+
+def digest(facts: Path, rules: Path) -> str:
+    """Hash of every data file and of the code that validates them (a code change invalidates too)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _CODE:
+        h.update((here / name).read_bytes())
+    for d in (facts, rules):
+        for p in sorted(d.glob("*.yaml")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.init}
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _tuple_fields(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
+    hints = typing.get_type_hints(cls)
+    names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    return names, frozenset(n for n in names if str(hints[n]).startswith("tuple"))
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    names, tuples = _tuple_fields(cls)
+    return cls(**{n: tuple(data[n]) if n in tuples else data[n] for n in names})
+
+
+def dump(cat: Catalog, rules: RuleSet) -> dict[str, Any]:
+    return {"catalog": _to_plain(cat), "rules": _to_plain(rules)}
+
+
+def restore(data: dict[str, Any]) -> tuple[Catalog, RuleSet]:
+    c = data["catalog"]
+    energy = c["energy"]
+    energy["sources"] = {k: tuple(v) for k, v in energy["sources"].items()}
+    eff = c["efficiency"]
+    eff["_sources"] = {k: tuple(v) for k, v in eff["_sources"].items()}
+    cat = Catalog(
+        gpus={k: _build(Gpu, v) for k, v in c["gpus"].items()},
+        models={k: _build(Model, v) for k, v in c["models"].items()},
+        shorthands=c["shorthands"],
+        precisions={k: _build(Precision, v) for k, v in c["precisions"].items()},
+        energy=_build(Energy, energy),
+        efficiency=eff,
+        sources={k: _build(Source, v) for k, v in c["sources"].items()},
+        digest=c["digest"],
+    )
+    rs = data["rules"]
+    rules = []
+    for r in rs["rules"]:
+        r = dict(r)
+        r["action"] = _build(Action, r["action"])
+        rules.append(_build(Rule, r))
+    return cat, RuleSet(rules, rs["digest"])
+
+
+def read(key: str) -> tuple[Catalog, RuleSet] | None:
+    base = cache_dir()
+    if base is None:
+        return None
+    try:
+        data = json.loads((base / f"{key}.json").read_text(encoding="utf-8"))
+        return restore(data)
+    except Exception:  # noqa: BLE001 - a missing, stale or damaged cache only costs a full load
+        return None
+
+
+def write(key: str, cat: Catalog, rules: RuleSet) -> None:
+    base = cache_dir()
+    if base is None:
+        return
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=base, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dump(cat, rules), fh)
+        os.replace(tmp, base / f"{key}.json")
+    except OSError:
+        return
