@@ -55,7 +55,7 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tuple_fields(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
     hints = typing.get_type_hints(cls)
     names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
