@@ -17,6 +17,7 @@ from typing import Any
 
 from durable import engine as _durable
 
+from .candidates import FACT_FIELDS
 from .errors import ExpertError
 from .rules import Rule, RuleSet
 
@@ -108,9 +109,13 @@ def _sink(c) -> None:
     _SINK_FIRED.append(1)
 
 
+# The engine sees flat facts with short keys (`gpu.fp8` -> `f17`): durable serialises every fact to
+# JSON for the C matcher and back for each action, so key length is time.
+_ALIAS = {path: f"f{i}" for i, path in enumerate(FACT_FIELDS)}
+
+
 def flat_key(path: str) -> str:
-    """The engine sees flat facts: `gpu.fp8` becomes the top-level key `gpu__fp8`."""
-    return path.replace(".", "__")
+    return _ALIAS[path]
 
 
 def _definition(rules: list[Rule]) -> dict[str, Any]:
