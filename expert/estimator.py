@@ -91,10 +91,6 @@ def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict
     return table["vllm-cuda"]
 
 
-def embedding_bits(precision: Precision) -> float:
-    return precision.embedding_bits
-
-
 def weight_bytes(model: Model, precision: Precision) -> float:
     """Checkpoint bytes at this precision: quantizers that skip embeddings/lm_head keep them at 16 bit."""
     emb = model.embedding_params

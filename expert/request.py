@@ -6,7 +6,7 @@ import difflib
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from .errors import InputError
 from .estimator import WORKLOADS
 
 DEPLOYMENTS = ("workstation", "datacenter")
-FORMATS = ("text", "markdown", "html", "json")
 DEFAULT_CONTEXT = 4096
 # Tokens a run processes when --tokens is not given: a typical instruction-tuning set for
 # fine-tuning, Llama 2's 2T-token pre-training corpus for training (Touvron et al. 2023).
@@ -204,6 +203,3 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
                    electricity_per_kwh=price, electricity_note=enote, hours_per_day=hours, years=years_v,
                    deployment=deployment)
 
-
-def with_budget(req: Request, budget: float) -> Request:
-    return replace(req, budget=budget)
