@@ -89,9 +89,11 @@ class Advice:
                     if len(g["examples"]) < TOP_REJECTED_EXAMPLES:
                         g["examples"].append({"label": r.candidate.label, "because": v.text})
         by_factor: dict[str, list[dict[str, Any]]] = {f: [] for f in FACTORS}
-        if pick:
-            for v in pick.verdicts:
-                by_factor[v.rule.factor].append(v.to_dict())
+        shown = pick or o.cheapest_over_budget  # the factor sections explain whichever option is presented
+        if shown:
+            for v in shown.verdicts:
+                if v.action != "reject":
+                    by_factor[v.rule.factor].append(v.to_dict())
         doc = {
             "request": {**req.to_dict(), "model_name": req.model.name,
                         "model_params_b": round(req.model.params / 1e9, 2), "electricity_note": req.electricity_note},
