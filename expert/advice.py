@@ -51,6 +51,10 @@ class Advice:
             "capex": round(c.capex, 2),
             "energy_cost_per_year": round(c.energy_per_year, 2),
             "tco": round(c.tco, 2),
+            "rent": ({"per_hour": round(c.fact["cost"]["rent_per_hour"], 2),
+                      "total": round(c.fact["cost"]["rent_total"], 2),
+                      "vs_tco": round(c.fact["cost"]["rent_vs_tco"], 3)}
+                     if c.fact["cost"]["rent_total"] else None),
             "train_days": round(c.fact["perf"]["train_days"], 2) if c.fact["req"]["training"] else None,
             "serving_capacity": ({"batch": c.fact["perf"]["capacity_batch"],
                                   "tokens_per_s": round(c.fact["perf"]["capacity_tps"], 2)}

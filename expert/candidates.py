@@ -62,7 +62,8 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "power.watts": float, "power.total_board_w": float, "power.energy_cost_per_year": float,
     "power.per_million_tokens": float, "power.per_million_tokens_usd": float,
     "cost.capex": float, "cost.tco": float, "cost.budget_ratio": float, "cost.energy_share": float,
-    "cost.shortfall": float,
+    "cost.shortfall": float, "cost.rent_total": float, "cost.rent_vs_tco": float,
+    "cost.rent_per_hour": float,
     "req.workload": str, "req.region": str, "req.deployment": str, "req.budget": float, "req.context": int,
     "req.batch": int, "req.hours_per_day": float, "req.years": float, "req.training": bool,
     "req.tokens": float, "req.currency": str, "req.serving": bool,
@@ -182,6 +183,16 @@ def _capacity(cat: Catalog, req: Request, est: Estimate) -> tuple[int, float]:
     return batch, _finite(decode_rate(cat, est, batch))
 
 
+def _rent(cat: Catalog, req: Request, g: Gpu, n: int, tco: float) -> dict[str, float]:
+    """Renting the same GPUs in the cloud for the same hours and years (0 where no price is sourced).
+    Cloud prices include power and hosting; the purchase TCO does not include a host system."""
+    if not g.rent_usd_per_hour:
+        return {"rent_per_hour": 0.0, "rent_total": 0.0, "rent_vs_tco": 0.0}
+    per_hour = g.rent_usd_per_hour * cat.energy.currencies[req.currency] * n
+    total = per_hour * req.hours_per_day * 365 * req.years
+    return {"rent_per_hour": per_hour, "rent_total": total, "rent_vs_tco": total / tco if tco else 0.0}
+
+
 def _fact(cat: Catalog, req: Request, g: Gpu, n: int, p: Precision, est: Estimate, cid: int, capex: float,
           energy_year: float, tco: float, training: bool, min_count: int, lightest: str, cap_batch: int,
           cap_tps: float) -> dict[str, Any]:
@@ -247,6 +258,7 @@ def _fact(cat: Catalog, req: Request, g: Gpu, n: int, p: Precision, est: Estimat
             "capex": capex, "tco": tco, "budget_ratio": capex / req.budget,
             "energy_share": (energy_year * req.years) / tco if tco else 0.0,
             "shortfall": max(0.0, capex - req.budget),
+            **_rent(cat, req, g, n, tco),
         },
         "req": {
             "workload": req.workload, "region": req.region, "deployment": req.deployment, "budget": req.budget,
