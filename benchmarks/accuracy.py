@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from expert.catalog import Catalog, load_catalog
-from expert.estimator import GIB, Config, estimate, weight_bytes
-from expert.yamlio import load_yaml_file
+from expert.core.yamlio import load_yaml_file
+from expert.estimate import GIB, Config, estimate, weight_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "tests" / "validation" / "measurements.yaml"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import score_record  # noqa: E402
 
 from expert.catalog import load_catalog  # noqa: E402
-from expert.estimator import engine_efficiency, pick_engine  # noqa: E402
-from expert.yamlio import load_yaml_file  # noqa: E402
+from expert.core.yamlio import load_yaml_file  # noqa: E402
+from expert.estimate import engine_efficiency, pick_engine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

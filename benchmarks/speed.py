@@ -59,7 +59,7 @@ def generated_requests(n: int, seed: int = 7) -> list[dict]:
 
 
 def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int]:
-    from expert.advice import advise
+    from expert.decide.advice import advise
     from expert.request import build_request
     from expert.store import load_all
 
@@ -89,7 +89,7 @@ def sweep(n: int, procs: int) -> tuple[float, int, int]:
 
 
 def in_process(repeat: int) -> dict[str, float]:
-    from expert.advice import advise
+    from expert.decide.advice import advise
     from expert.render import render
     from expert.request import build_request
     from expert.store import load_all

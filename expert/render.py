@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import TemplateError
-from .paths import data_dir
+from .core.errors import TemplateError
+from .core.paths import data_dir
 
 FORMATS = ("text", "markdown", "html", "json")
 

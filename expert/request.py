@@ -1,4 +1,4 @@
-"""The user's request: parsed, validated and resolved against the catalogs (the first stage)."""
+"""Stage 2. The user's request: parsed, validated and resolved against the catalogs (the first stage)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, Model, count_params
-from .errors import InputError
-from .estimator import WORKLOADS
+from .core.errors import InputError
+from .core.workloads import WORKLOADS
 
 DEPLOYMENTS = ("workstation", "datacenter")
 DEFAULT_CONTEXT = 4096
@@ -195,7 +195,7 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
             raise InputError(f"--electricity: {electricity!r} {currency}/kWh is implausibly high")
         enote = f"{price:g} {currency}/kWh (given)"
     if deployment is None:
-        deployment = "workstation" if workload in ("dev", "lora", "qlora") else "datacenter"
+        deployment = "workstation" if WORKLOADS[workload].desk_side else "datacenter"
     if deployment not in DEPLOYMENTS:
         raise InputError(f"--deployment: unknown deployment {deployment!r}; allowed: {', '.join(DEPLOYMENTS)}")
     return Request(model=m, model_note=note, budget=budget_v, currency=currency, workload=workload,

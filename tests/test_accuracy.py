@@ -18,7 +18,7 @@ def _accuracy():
 
 
 def test_validation_set_is_large_and_sourced():
-    from expert.yamlio import load_yaml_file
+    from expert.core.yamlio import load_yaml_file
 
     records = load_yaml_file(ROOT / "tests" / "validation" / "measurements.yaml")["records"]
     assert len(records) >= 40

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from expert import cache
 from expert.catalog import load_catalog
-from expert.rules import load_rules
+from expert.rulelang import load_rules
+from expert.store import cache
 
 from .conftest import ROOT
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from expert.catalog import load_catalog
-from expert.errors import ExpertError, FactError
+from expert.core.errors import ExpertError, FactError
 
 DESIGN_GPUS = """rtx-3090 rtx-4060-ti-16gb rtx-4080-super rtx-4090 rtx-4090d rtx-5090 rtx-a6000 rtx-6000-ada l4 l40s
 a10 a100-40gb-pcie a100-80gb-pcie a100-80gb-sxm h100-pcie h100-sxm h100-nvl h200-sxm h20 b200 mi300x rx-7900-xtx

@@ -8,10 +8,11 @@ import threading
 
 import pytest
 
-from expert import engine
-from expert.engine import EngineError, fire
-from expert.rules import RuleSet, compile_condition, evaluate, parse_rule_file, sample_fact
-from expert.yamlio import load_yaml_text
+from expert.core.yamlio import load_yaml_text
+from expert.rulelang import RuleSet, engine, sample_fact
+from expert.rulelang.conditions import compile_condition, evaluate
+from expert.rulelang.engine import EngineError, fire
+from expert.rulelang.load import parse_rule_file
 
 
 def ruleset(yaml_text: str) -> RuleSet:
@@ -141,10 +142,10 @@ def test_rulesets_are_registered_once_per_process():
     # Point 5: C rulesets are never freed, so registering per request leaks.
     rs = ruleset(OPERATORS)
     fire(rs, FACTS)
-    n = len(engine._COMPILED)
+    n = len(engine.default_engine()._compiled)
     for _ in range(3):
         fire(rs, FACTS)
-    assert len(engine._COMPILED) == n
+    assert len(engine.default_engine()._compiled) == n
 
 
 def test_more_than_1024_requests_in_one_process_stay_correct():
@@ -168,16 +169,27 @@ def test_fact_ids_must_be_unique():
         fire(ruleset(OPERATORS), [FACTS[0], FACTS[0]])
 
 
-def test_rule_definitions_passed_to_durable_are_copies():
-    # Point 10: register_rulesets pops `run` from what it is given.
+def test_registering_a_ruleset_consumes_nothing_of_ours():
+    # Point 10: register_rulesets deletes `run` from what it is given. The same Rule objects registered
+    # again under another digest must still carry their actions and fire identically.
     rs = ruleset(OPERATORS)
-    d = engine._definition(rs.rules)
-    assert all("run" in v for v in d.values())
+    before = [r.compiled() for r in rs.rules]
+    first = fire(rs, FACTS)
+    again = RuleSet(rs.rules, rs.digest + "-again")
+    assert fire(again, FACTS) == first and first
+    assert [r.compiled() for r in rs.rules] == before
+    passed = []
+    eng = engine.RuleEngine()
+    real = eng.host.register_rulesets
+    eng.host.register_rulesets = lambda d: (passed.append(d), real(d))[1]
+    eng.compile(rs)
+    assert passed and all("run" not in rule for d in passed for rs_def in d.values() for rule in rs_def.values())
+    assert eng.fire(rs, FACTS) == first
 
 
 def test_each_factor_stays_under_48_condition_patterns(rules):
     # Point 9: over 64 simultaneously matching alpha nodes raise error 303.
-    from expert.rules import _leaves
+    from expert.rulelang.conditions import leaves as _leaves
 
     for factor, rs in rules.by_factor().items():
         distinct = {json.dumps(leaf, sort_keys=True) for r in rs for leaf in _leaves(r.compiled())}
@@ -185,8 +197,8 @@ def test_each_factor_stays_under_48_condition_patterns(rules):
 
 
 def test_a_factor_with_too_many_patterns_is_a_load_error(rules_copy):
-    from expert.errors import RuleError
-    from expert.rules import load_rules
+    from expert.core.errors import RuleError
+    from expert.rulelang import load_rules
 
     body = "factor: workload\nrules:\n" + "".join(
         f"  - {{id: workload/r{i}, title: t, when: {{req.budget: {{gt: {i}.0}}}}, then: warn, because: b, "
@@ -207,9 +219,10 @@ def test_engine_agrees_with_python_on_the_real_corpus(cat, rules):
     # Differential test: every real rule, every candidate of a broad request.
     from expert.candidates import build_candidates
     from expert.request import build_request
+    from expert.rulelang.facts import candidate_fact
 
     req = build_request(cat, model="70b", budget=60000, workload="inference", region="china")
-    facts = [c.fact for c in build_candidates(cat, req)]
+    facts = [candidate_fact(cat, c) for c in build_candidates(cat, req)]
     got = {(f.rule_id, f.fact_id) for f in fire(rules, facts)}
     want = {(r.id, f["id"]) for r in rules.rules for f in facts if evaluate(r.when, f)}
     assert got == want
@@ -227,7 +240,7 @@ def test_numbers_durable_would_misread_are_clamped_not_lost(value):
 
 
 def test_engine_number_keeps_comparisons_with_safe_thresholds():
-    from expert.engine import engine_number
+    from expert.rulelang.engine import engine_number
 
     for v in (3e-07, 5e-05, 1e16, 0.0, 0.5, 123.0):
         for t in (0.0, 1e-3, 0.5, 1e14):

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from expert.catalog import count_params
-from expert.estimator import GIB, Config, _link_gbs, estimate, kv_bytes_per_token, lora_params, weight_bytes
+from expert.estimate import GIB, Config, estimate, kv_bytes_per_token, link_for, lora_params, weight_bytes
 
 
 def cfg(cat, model, gpu, count=1, precision="fp16", **kw):
@@ -107,9 +107,9 @@ def test_batching_raises_aggregate_decode_throughput(cat):
 
 
 def test_link_bandwidth_orders_nvlink_over_p2p_over_host_bounce(cat):
-    nvlink = _link_gbs(cat, cat.gpus["h100-sxm"], 8)[0]
-    p2p = _link_gbs(cat, cat.gpus["l40s"], 2)[0]
-    host = _link_gbs(cat, cat.gpus["rtx-4090"], 2)[0]
+    nvlink = link_for(cat, cat.gpus["h100-sxm"], 8).gbs
+    p2p = link_for(cat, cat.gpus["l40s"], 2).gbs
+    host = link_for(cat, cat.gpus["rtx-4090"], 2).gbs
     assert nvlink > p2p > host
 
 

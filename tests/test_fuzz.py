@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from expert.catalog import load_catalog
-from expert.errors import ExpertError
+from expert.core.errors import ExpertError
+from expert.core.yamlio import load_yaml_text
 from expert.request import build_request, parse_number
-from expert.rules import load_rules
+from expert.rulelang import load_rules
 from expert.store import load_all
-from expert.yamlio import load_yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CAT, _ = load_all()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from expert.governance import check_problems
+from expert.governance.commands import check_problems
 
 from .conftest import ROOT, run_cli
 

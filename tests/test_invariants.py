@@ -5,12 +5,13 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from expert.advice import advise
 from expert.candidates import build_candidates
-from expert.engine import fire
-from expert.ranking import rank
+from expert.decide.advice import advise
+from expert.decide.ranking import rank
 from expert.render import render
 from expert.request import build_request
+from expert.rulelang.engine import fire
+from expert.rulelang.facts import candidate_fact
 from expert.store import load_all
 
 CAT, RULES = load_all()
@@ -77,7 +78,8 @@ def test_adding_a_gpu_never_removes_a_feasible_pick(kw, extra):
 
     def outcome(gpus):
         cands = build_candidates(CAT, req, gpus)
-        return rank(RULES, cands, fire(RULES, [c.fact for c in cands]), req.workload)
+        facts = [candidate_fact(CAT, c) for c in cands]
+        return rank(RULES, cands, facts, fire(RULES, facts), req.workload)
 
     before, after = outcome(without), outcome(list(CAT.gpus.values()))
     if before.pick is not None:
@@ -90,10 +92,10 @@ def test_adding_a_gpu_never_removes_a_feasible_pick(kw, extra):
 def test_engine_verdicts_equal_the_python_evaluation_of_every_rule(kw, tokens):
     # Differential test: durable_rules against our own evaluator, over random requests (this is how the
     # exponent-notation hazard showed up: whole rulesets silently lost their facts).
-    from expert.rules import evaluate
+    from expert.rulelang.conditions import evaluate
 
     req = build_request(CAT, **{**kw, "tokens": tokens, "budget": kw["budget"] * 1000})
-    facts = [c.fact for c in build_candidates(CAT, req)]
+    facts = [candidate_fact(CAT, c) for c in build_candidates(CAT, req)]
     got = {(f.rule_id, f.fact_id) for f in fire(RULES, facts)}
     want = {(r.id, f["id"]) for r in RULES.rules for f in facts if evaluate(r.when, f)}
     assert got == want

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from expert.examples import examples, fired_on
+from expert.governance.examples import examples, fired_on
 from expert.store import load_all
 
 _, RULES = load_all()

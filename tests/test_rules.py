@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from expert.errors import RuleError
-from expert.rules import ACTIONS, FACTORS, load_rules
+from expert.core.errors import RuleError
+from expert.rulelang import ACTIONS, FACTORS, load_rules
 
 
 def test_at_least_35_rules_covering_every_factor_and_action(rules):

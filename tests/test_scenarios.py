@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from expert.scenarios import check_scenario, coverage, load_scenarios, run_scenario
+from expert.governance.scenarios import check_scenario, coverage, load_scenarios, run_scenario
 
 SCENARIOS = load_scenarios()
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
-from .errors import ExpertError, InputError
+from ..core.errors import ExpertError, InputError
 
 
 def _git(args: list[str], cwd: Path) -> bytes:
@@ -82,8 +79,8 @@ def _summary(result) -> dict[str, Any]:
 
 
 def _run_side(side: Side, scenarios) -> dict[str, dict[str, Any]]:
+    from ..store import load_all
     from .scenarios import run_scenario
-    from .store import load_all
 
     cat, rules = load_all(side.facts, side.rules)
     out = {}
@@ -96,7 +93,7 @@ def _run_side(side: Side, scenarios) -> dict[str, dict[str, Any]]:
 
 
 def _rule_changes(base: Side, head: Side) -> dict[str, Any]:
-    from .rules import load_rules
+    from ..rulelang import load_rules
 
     b = {r.id: r.raw for r in load_rules(base.rules).rules}
     h = {r.id: r.raw for r in load_rules(head.rules).rules}
@@ -112,7 +109,7 @@ def _rule_changes(base: Side, head: Side) -> dict[str, Any]:
 
 
 def _fact_changes(base: Side, head: Side) -> list[dict[str, Any]]:
-    from .catalog import load_catalog
+    from ..catalog import load_catalog
 
     b, h = load_catalog(base.facts), load_catalog(head.facts)
     out = []
@@ -233,21 +230,3 @@ def to_markdown(rep: dict[str, Any]) -> str:
     else:
         lines.append("No scenario's recommendation changes.")
     return "\n".join(lines) + "\n"
-
-
-@click.command()
-@click.option("--base", "base_rev", required=True, help="Git revision to compare against (e.g. main, HEAD~1).")
-@click.option("--head", "head_rev", default=None, help="Git revision to audit (default: the working tree).")
-@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
-@click.option("--format", "fmt", default="markdown", show_default=True, help="markdown | json")
-@click.option("--fail-on-change", is_flag=True, help="Exit 1 when any recommendation changes.")
-def audit(base_rev: str, head_rev: str | None, scenarios: str | None, fmt: str, fail_on_change: bool) -> None:
-    """Show which recommendations a change to rules/ or facts/ flips, and why."""
-    if fmt not in ("markdown", "json"):
-        raise InputError(f"--format: unknown format {fmt!r}; allowed: markdown, json")
-    from .governance import _scenario_dir
-
-    rep = run_audit(base_rev, head_rev, _scenario_dir(scenarios))
-    click.echo(json.dumps(rep, indent=2) if fmt == "json" else to_markdown(rep), nl=fmt != "json" or True)
-    if fail_on_change and rep["changed"]:
-        sys.exit(1)

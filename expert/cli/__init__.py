@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .errors import ExpertError, InputError
+from ..core.errors import ExpertError, InputError
 
 EXIT_BAD_INPUT = 2
 
@@ -46,7 +46,7 @@ class _Group(click.Group):
 
 
 def _load():
-    from .store import load_all
+    from ..store import load_all
 
     return load_all()
 
@@ -91,12 +91,12 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
            tokens: str | None, currency: str, region: str, electricity: str | None, hours_per_day: str, years: str,
            deployment: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
     """Rank GPU configurations for a model and budget, and explain the pick."""
-    from .render import FORMATS
+    from ..render import FORMATS
 
     if fmt not in FORMATS:
         raise InputError(f"--format: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    from .advice import advise as run_advice
-    from .request import build_request, closest
+    from ..decide.advice import advise as run_advice
+    from ..request import build_request, closest
 
     cat, rules = _load()
     req = build_request(cat, model=model, budget=budget, currency=currency, workload=workload,
@@ -106,7 +106,7 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
         raise InputError(f"--why-not: unknown GPU {why_not!r}; closest: {closest(why_not, list(cat.gpus))}")
     result = run_advice(cat, rules, req)
     doc = result.to_dict(detail=fmt == "json")
-    from .render import render
+    from ..render import render
 
     if why_not:
         doc["why_not"] = {"gpu": why_not, "candidates": result.why_not(why_not)}
@@ -134,10 +134,10 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
              currency: str, region: str, electricity: str | None, deployment: str | None, engine: str,
              fmt: str) -> None:
     """Memory, throughput and power of one configuration."""
-    from .estimator import Config
-    from .estimator import estimate as run_estimate
-    from .render import render
-    from .request import build_request, closest, parse_number
+    from ..estimate import Config
+    from ..estimate import estimate as run_estimate
+    from ..render import render
+    from ..request import build_request, closest, parse_number
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
@@ -165,7 +165,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
            "currency": req.currency, "electricity_note": req.electricity_note}
     if fmt == "json":
-        from .render import to_json
+        from ..render import to_json
 
         click.echo(to_json(est), nl=False)
     else:
@@ -177,7 +177,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
 @click.option("--format", "fmt", default="text", show_default=True, help="text | json")
 def catalog(what: str, fmt: str) -> None:
     """List the fact catalogs: gpus, models or precisions."""
-    from .render import to_json
+    from ..render import to_json
 
     cat, _ = _load()
     if what not in ("gpus", "models", "precisions"):
@@ -221,7 +221,7 @@ def catalog(what: str, fmt: str) -> None:
 
 
 def _register() -> None:
-    from .governance import register
+    from ..governance.commands import register
 
     register(cli)
 

@@ -8,22 +8,17 @@ from pathlib import Path
 
 import click
 
-from .errors import InputError
+from ..core.errors import InputError
 
 
 def _scenario_dir(path: str | None) -> Path:
-    from .scenarios import default_dir
+    from .scenarios import scenario_dir
 
-    d = Path(path) if path else default_dir()
-    if not d.is_dir():
-        raise InputError(f"--scenarios: {d} is not a directory")
-    return d
+    return scenario_dir(path)
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(rules_group)
-    from .audit import audit
-
     cli.add_command(audit)
 
 
@@ -37,8 +32,8 @@ def rules_group() -> None:
 @click.option("--format", "fmt", default="text", show_default=True, help="text | json")
 def rules_list(factor: str | None, fmt: str) -> None:
     """Every rule: id, factor, action, title."""
-    from .rules import FACTORS
-    from .store import load_all
+    from ..rulelang import FACTORS
+    from ..store import load_all
 
     _, rules = load_all()
     if factor and factor not in FACTORS:
@@ -60,9 +55,9 @@ def rules_show(rule_id: str, scenarios: str | None) -> None:
     """One rule, its source, and the corpus scenarios in which it fires."""
     import yaml
 
-    from .request import closest
+    from ..request import closest
+    from ..store import load_all
     from .scenarios import coverage, load_scenarios
-    from .store import load_all
 
     cat, rules = load_all()
     if rule_id not in rules.by_id:
@@ -84,8 +79,8 @@ def rules_show(rule_id: str, scenarios: str | None) -> None:
 @click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
 def rules_coverage(scenarios: str | None) -> None:
     """How often each rule fires across the scenario corpus."""
+    from ..store import load_all
     from .scenarios import coverage, load_scenarios
-    from .store import load_all
 
     cat, rules = load_all()
     scs = load_scenarios(_scenario_dir(scenarios))
@@ -102,9 +97,9 @@ def rules_coverage(scenarios: str | None) -> None:
 def check_problems(facts_dir: Path | None = None, rules_dir: Path | None = None,
                    scenarios_dir: Path | None = None) -> list[str]:
     """Everything `expert rules check` reports, as `file:line: rule-id: message` lines."""
-    from .catalog import load_catalog
-    from .errors import ExpertError
-    from .rules import load_rules
+    from ..catalog import load_catalog
+    from ..core.errors import ExpertError
+    from ..rulelang import load_rules
     from .scenarios import load_scenarios, run_scenario
 
     problems: list[str] = []
@@ -170,8 +165,8 @@ def rules_check(scenarios: str | None) -> None:
 @click.option("--update", is_flag=True, help="Rewrite the snapshot files (review the diff before committing).")
 def rules_snapshots(scenarios: str | None, update: bool) -> None:
     """Compare (or with --update, rewrite) the corpus outcomes in tests/snapshots/."""
+    from ..store import load_all
     from .scenarios import load_scenarios, run_scenario, snapshot, snapshot_dir
-    from .store import load_all
 
     cat, rules = load_all()
     d = _scenario_dir(scenarios)
@@ -195,3 +190,22 @@ def rules_snapshots(scenarios: str | None, update: bool) -> None:
         sys.exit(1)
     if not update:
         click.echo("snapshots: all match")
+
+
+@click.command()
+@click.option("--base", "base_rev", required=True, help="Git revision to compare against (e.g. main, HEAD~1).")
+@click.option("--head", "head_rev", default=None, help="Git revision to audit (default: the working tree).")
+@click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
+@click.option("--format", "fmt", default="markdown", show_default=True, help="markdown | json")
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when any recommendation changes.")
+def audit(base_rev: str, head_rev: str | None, scenarios: str | None, fmt: str, fail_on_change: bool) -> None:
+    """Show which recommendations a change to rules/ or facts/ flips, and why."""
+    if fmt not in ("markdown", "json"):
+        raise InputError(f"--format: unknown format {fmt!r}; allowed: markdown, json")
+
+    from .audit import run_audit, to_markdown
+
+    rep = run_audit(base_rev, head_rev, _scenario_dir(scenarios))
+    click.echo(json.dumps(rep, indent=2) if fmt == "json" else to_markdown(rep), nl=fmt != "json" or True)
+    if fail_on_change and rep["changed"]:
+        sys.exit(1)

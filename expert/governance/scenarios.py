@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .advice import Advice, advise
-from .catalog import Catalog
-from .errors import ExpertError
-from .request import build_request
-from .rules import RuleSet
-from .schema import Field, opt, validate
-from .yamlio import load_yaml_file, plain
+from ..catalog import Catalog
+from ..core.errors import ExpertError, InputError
+from ..core.schema import Field, opt, validate
+from ..core.yamlio import load_yaml_file, plain
+from ..decide.advice import Advice, advise
+from ..request import build_request
+from ..rulelang import RuleSet
 
 _PICK_SPEC = {
     "gpu": opt("str"), "gpu_in": opt("list", item=Field("str")), "gpu_not_in": opt("list", item=Field("str")),
@@ -64,7 +64,15 @@ def default_dir() -> Path:
     here = Path.cwd() / "tests" / "scenarios"
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "tests" / "scenarios"
+    return Path(__file__).resolve().parents[2] / "tests" / "scenarios"
+
+
+def scenario_dir(path: str | None) -> Path:
+    """The corpus directory a governance command reads (`--scenarios`, else the checkout's)."""
+    d = Path(path) if path else default_dir()
+    if not d.is_dir():
+        raise InputError(f"--scenarios: {d} is not a directory")
+    return d
 
 
 def load_scenarios(directory: Path | None = None) -> list[Scenario]:

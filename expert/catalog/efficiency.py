@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import FactError, located
-from .schema import Field, validate
-from .yamlio import plain
+from ..core.errors import FactError, located
+from ..core.schema import Field, validate
+from ..core.yamlio import plain
 
 _SRC = Field("list", item=Field("str"))
 
@@ -58,6 +58,7 @@ REQUIRED_CONSTANTS = (
     "layer_split_hop_us",
     "cluster_network_gbs_per_gpu",
     "fp8_training_speedup",
+    "gpus_per_node",
 )
 
 

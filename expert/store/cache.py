@@ -19,10 +19,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, Energy, Gpu, Model, Precision, Source
-from .rules import Action, Rule, RuleSet
+from ..catalog import Catalog, Energy, Gpu, Model, Precision, Source
+from ..rulelang import Action, Rule, RuleSet
 
-_CODE = ("catalog.py", "rules.py", "schema.py", "efficiency.py", "yamlio.py", "cache.py", "candidates.py")
+# The code that validates what is cached: a change to any of it invalidates the cache.
+_CODE = ("catalog/load.py", "catalog/model.py", "catalog/efficiency.py", "rulelang/load.py", "rulelang/conditions.py",
+         "rulelang/vocabulary.py", "core/schema.py", "core/yamlio.py", "store/cache.py")
 
 
 def cache_dir() -> Path | None:
@@ -35,7 +37,7 @@ def cache_dir() -> Path | None:
 def digest(facts: Path, rules: Path) -> str:
     """Hash of every data file and of the code that validates them (a code change invalidates too)."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     for name in _CODE:
         h.update((here / name).read_bytes())
     for d in (facts, rules):

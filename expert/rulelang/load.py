@@ -1,16 +1,8 @@
-"""Rules as data: load rules/*.yaml, validate, compile conditions for durable_rules, and evaluate them.
+"""Rules as data: load rules/*.yaml and validate them (conditions: conditions.py; engine: engine.py).
 
-A rule is `id`, `title`, `when`, `then`, `because`, `source` (+ optional `scope`, `examples`).
-Conditions test fields of ONE candidate fact (see candidates.FACT_FIELDS):
-
-    {path: value}                     equality
-    {path: {op: value}}               op in eq, ne, gt, ge, lt, le, in
-    {path: {op: {field: other.path}}} compare with another field of the same fact
-    {all: [...]} / {any: [...]}       nesting
-
-The compiled form uses only operators durable_rules handles safely (one key per object, same-fact
-`$m` references, no `$not`). The same conditions are evaluated in Python for `--why-not`, which also
-gives a differential test of the engine.
+A rule is `id`, `title`, `when`, `then`, `because`, `sources` (ids of the facts/ source registry),
+`basis` (why each threshold and weight has its value) + optional `scope`, `examples`.
+Conditions test fields of ONE candidate fact (vocabulary.FACT_FIELDS).
 """
 
 from __future__ import annotations
@@ -23,15 +15,15 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from .candidates import FACT_FIELDS, get_path
-from .errors import RuleError, located
-from .paths import data_dir
-from .schema import Field, opt, validate
-from .yamlio import LineDict, load_yaml_file, plain
+from ..core.errors import RuleError, located
+from ..core.paths import data_dir
+from ..core.schema import Field, opt, validate
+from ..core.yamlio import LineDict, load_yaml_file, plain
+from .conditions import check_condition, collect_paths, compile_condition, leaves, threshold_paths
+from .vocabulary import sample_fact
 
 FACTORS = ("model_size", "precision", "power_cost", "ecosystem", "scalability", "workload")
 ACTIONS = ("reject", "warn", "prefer", "penalize", "suggest")
-OPS = {"eq": None, "ne": "$neq", "gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte", "in": None}
 SCOPES = ("budget",)
 # Distinct leaf tests (alpha nodes) per factor's ruleset: durable_rules raises error 303 at assert time
 # beyond 64 simultaneously matching alpha nodes; 48 keeps a margin (shared/durable-rules.md, point 9).
@@ -43,7 +35,9 @@ RULE_SPEC: dict[str, Field] = {
     "when": Field("map"),
     "then": Field("any"),
     "because": Field("str"),
-    "source": Field("str"),
+    "sources": opt("list", item=Field("str")),
+    "source": opt("str"),  # legacy free text, being replaced by `sources` ids
+    "basis": opt("map", values=Field("str")),
     "scope": opt("str", choices=SCOPES),
     "examples": opt("map", spec={"fires": opt("list"), "does_not_fire": opt("list")}),
 }
@@ -80,7 +74,8 @@ class Rule:
     when: Any
     action: Action
     because: str
-    source: str
+    sources: tuple[str, ...]
+    basis: dict[str, str]
     scope: str | None
     file: str
     line: int
@@ -94,7 +89,7 @@ class Rule:
     @cached_property
     def paths(self) -> list[str]:
         out: list[str] = []
-        _collect_paths(self.when, out)
+        collect_paths(self.when, out)
         return list(dict.fromkeys(out))
 
     def render(self, fact: dict[str, Any]) -> str:
@@ -137,151 +132,6 @@ def _parse_then(v: Any) -> Action | str:
     return "then: expected reject | warn | suggest | {prefer: weight} | {penalize: weight}"
 
 
-# Numeric thresholds the engine compares exactly (see engine.engine_number): zero, or a magnitude in
-# [1e-3, 1e15).
-NUMBER_RANGE = (1e-3, 1e15)
-
-
-def _check_value(path: str, value: Any) -> str | None:
-    want = FACT_FIELDS[path]
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0:
-        lo, hi = NUMBER_RANGE
-        if not lo <= abs(value) < hi:
-            return (f"{path}: threshold {value!r} is outside what the engine compares safely "
-                    f"(0 or a magnitude from {lo:g} to {hi:g})")
-    if isinstance(value, dict):
-        if set(value) != {"field"} or not isinstance(value["field"], str):
-            return f"{path}: a reference must be {{field: other.path}}"
-        ref = value["field"]
-        if ref not in FACT_FIELDS:
-            return f"{path}: reference to unknown fact field {ref!r}"
-        if FACT_FIELDS[ref] is not FACT_FIELDS[path]:
-            return f"{path}: cannot compare with {ref} (different types)"
-        return None
-    if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return None
-    if want is bool and isinstance(value, bool):
-        return None
-    if want is int and isinstance(value, int) and not isinstance(value, bool):
-        return None
-    if want is str and isinstance(value, str):
-        return None
-    return f"{path}: expected a {want.__name__} value, got {value!r}"
-
-
-def check_condition(cond: Any, where: str = "when") -> str | None:
-    """Return an error message for the first problem in a condition tree, or None."""
-    if not isinstance(cond, dict) or len(cond) != 1:
-        return f"{where}: each condition must be a mapping with exactly one key"
-    (key, val), = cond.items()
-    if key in ("all", "any"):
-        if not isinstance(val, list) or not val:
-            return f"{where}.{key}: expected a non-empty list of conditions"
-        for i, sub in enumerate(val):
-            msg = check_condition(sub, f"{where}.{key}[{i}]")
-            if msg:
-                return msg
-        return None
-    if key not in FACT_FIELDS or key in ("kind", "id"):
-        return f"{where}: unknown fact field {key!r} (the estimator and catalog produce no such field)"
-    if isinstance(val, dict) and "field" not in val:
-        if len(val) != 1:
-            return f"{where}.{key}: an operator mapping needs exactly one operator"
-        (op, arg), = val.items()
-        if op not in OPS:
-            return f"{where}.{key}: unknown operator {op!r} (allowed: {', '.join(OPS)})"
-        if op == "in":
-            if not isinstance(arg, list) or not arg:
-                return f"{where}.{key}.in: expected a non-empty list"
-            for a in arg:
-                msg = _check_value(key, a)
-                if msg:
-                    return f"{where}.{msg}"
-            return None
-        if op in ("gt", "ge", "lt", "le") and FACT_FIELDS[key] not in (int, float):
-            return f"{where}.{key}.{op}: ordering needs a numeric field"
-        msg = _check_value(key, arg)
-        return f"{where}.{msg}" if msg else None
-    msg = _check_value(key, val)
-    return f"{where}.{msg}" if msg else None
-
-
-def _leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
-    (key, val), = node.items()
-    if key in ("$and", "$or"):
-        return [leaf for sub in val for leaf in _leaves(sub)]
-    return [node]
-
-
-def _collect_paths(cond: Any, out: list[str]) -> None:
-    (key, val), = cond.items()
-    if key in ("all", "any"):
-        for sub in val:
-            _collect_paths(sub, out)
-        return
-    out.append(key)
-    if isinstance(val, dict):
-        arg = next(iter(val.values()))
-        if isinstance(arg, dict) and "field" in arg:
-            out.append(arg["field"])
-        if "field" in val:
-            out.append(val["field"])
-
-
-def compile_condition(cond: dict[str, Any], rename=None) -> dict[str, Any]:
-    """Translate one validated condition into durable_rules' JSON form (one key per object).
-
-    `rename` maps a fact path to the key the engine's facts use (the engine asserts flat facts)."""
-    (key, val), = cond.items()
-    if key == "all":
-        return {"$and": [compile_condition(c, rename) for c in val]}
-    if key == "any":
-        return {"$or": [compile_condition(c, rename) for c in val]}
-    op, arg = ("eq", val)
-    if isinstance(val, dict) and "field" not in val:
-        (op, arg), = val.items()
-    if rename is not None:
-        key = rename(key)
-        if isinstance(arg, dict):
-            arg = {"field": rename(arg["field"])}
-    if op == "in":
-        return {"$or": [{key: a} for a in arg]}
-    rhs = {"$m": arg["field"]} if isinstance(arg, dict) else arg
-    if op == "eq":
-        return {key: rhs}
-    return {OPS[op]: {key: rhs}}
-
-
-def evaluate(cond: dict[str, Any], fact: dict[str, Any], trace: list[tuple[str, Any, bool]] | None = None) -> bool:
-    """Python evaluation of a condition, recording (path, value, held) for every leaf it reads."""
-    (key, val), = cond.items()
-    if key == "all":
-        results = [evaluate(c, fact, trace) for c in val]
-        return all(results)
-    if key == "any":
-        results = [evaluate(c, fact, trace) for c in val]
-        return any(results)
-    op, arg = ("eq", val)
-    if isinstance(val, dict) and "field" not in val:
-        (op, arg), = val.items()
-    actual = get_path(fact, key)
-    if isinstance(arg, dict):
-        arg = get_path(fact, arg["field"])
-    if actual is None or arg is None:
-        held = False
-    elif op == "eq":
-        held = actual == arg
-    elif op == "ne":
-        held = actual != arg
-    elif op == "in":
-        held = actual in arg
-    else:
-        held = {"gt": actual > arg, "ge": actual >= arg, "lt": actual < arg, "le": actual <= arg}[op]
-    if trace is not None:
-        trace.append((key, actual, held))
-    return held
-
-
 # ------------------------------------------------------------------------------------------- loading
 
 
@@ -317,19 +167,6 @@ def _render_probe(rule: Rule) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any render failure is a rule error
         return f"because: template fails to render ({type(exc).__name__}: {exc})"
     return None
-
-
-def sample_fact() -> dict[str, Any]:
-    """A fact with every field present and of the right type: the shape `because` templates render on."""
-    defaults = {str: "x", int: 1, float: 1.0, bool: True}
-    fact: dict[str, Any] = {}
-    for path, typ in FACT_FIELDS.items():
-        cur = fact
-        parts = path.split(".")
-        for p in parts[:-1]:
-            cur = cur.setdefault(p, {})
-        cur[parts[-1]] = defaults[typ if isinstance(typ, type) else typ[0]]
-    return fact
 
 
 def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, probe: bool = False) -> list[Rule]:
@@ -369,17 +206,60 @@ def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, prob
             fail(located(file, line_of("when"), where, msg))
             continue
         rule = Rule(id=rid, factor=factor, title=entry["title"], when=plain(entry["when"]), action=action,
-                    because=entry["because"], source=entry["source"], scope=entry.get("scope"), file=file,
+                    because=entry["because"], sources=tuple(entry.get("sources") or ()),
+                    basis=plain(entry.get("basis") or {}), scope=entry.get("scope"), file=file,
                     line=line, examples=plain(entry.get("examples") or {}), raw=plain(entry))
         msg = _render_probe(rule) if probe else _unsafe(rule)
         if msg:
             fail(located(file, line_of("because"), where, msg))
             continue
-        if not rule.source.strip():
-            fail(located(file, line_of("source"), where, "source: must name a datasheet, paper or document"))
+        if not rule.sources and not str(entry.get("source") or "").strip():
+            fail(located(file, line_of("id"), where, "sources: must list the ids of the documents behind the rule "
+                         "(facts/*.yaml `sources:` registry)"))
+            continue
+        msg = check_basis(rule)
+        if msg and rule.sources:
+            fail(located(file, line_of("basis"), where, msg))
             continue
         rules.append(rule)
     return rules
+
+
+BASIS_KINDS = ("measured", "documented", "assumption")
+_BASIS = re.compile(r"(measured|documented|assumption): \S")
+
+
+def check_basis(rule: Rule) -> str | None:
+    """Every numeric threshold and every prefer/penalize weight states why it has its value."""
+    need = set(threshold_paths(rule.when))
+    if rule.action.kind in ("prefer", "penalize"):
+        need.add("weight")
+    have = set(rule.basis)
+    if need - have:
+        return f"basis: missing for {', '.join(sorted(need - have))} (every threshold and weight needs a basis)"
+    if have - need:
+        return f"basis: {', '.join(sorted(have - need))} is not a threshold or weight of this rule"
+    for key, text in rule.basis.items():
+        if not _BASIS.match(text):
+            return (f"basis.{key}: must start with one of {', '.join(k + ':' for k in BASIS_KINDS)} "
+                    "followed by the measurement, document or named assumption")
+    return None
+
+
+def check_sources(ruleset: RuleSet, registry: dict[str, Any]) -> list[str]:
+    """Problems with the rules' source ids against the facts/ source registry: unknown ids, and
+    sources without an address (a rule's reader must be able to open what it cites)."""
+    problems = []
+    for r in ruleset.rules:
+        for sid in r.sources:
+            src = registry.get(sid)
+            if src is None:
+                problems.append(located(r.file, r.line, f"rule {r.id!r}", f"sources: unknown source id {sid!r} "
+                                        "(define it under `sources:` in a facts/*.yaml file)"))
+            elif not (getattr(src, "url", None) or getattr(src, "repo", None)):
+                problems.append(located(r.file, r.line, f"rule {r.id!r}",
+                                        f"sources: {sid!r} has no address (url or repo/path)"))
+    return problems
 
 
 def load_rules(root: Path | None = None, problems: list[str] | None = None, probe: bool = False) -> RuleSet:
@@ -407,7 +287,7 @@ def load_rules(root: Path | None = None, problems: list[str] | None = None, prob
             problems.append(str(exc))
             continue
         parsed = parse_rule_file(doc, display, problems, probe)
-        patterns = len({json.dumps(leaf, sort_keys=True) for r in parsed for leaf in _leaves(r.compiled())})
+        patterns = len({json.dumps(leaf, sort_keys=True) for r in parsed for leaf in leaves(r.compiled())})
         if patterns > MAX_PATTERNS_PER_FACTOR:
             msg = located(display, 1, "", f"{patterns} distinct condition patterns in one factor; durable_rules "
                           f"is only safe up to {MAX_PATTERNS_PER_FACTOR}: split the factor's rules")

@@ -1,4 +1,4 @@
-"""The pipeline, one direction: request -> candidates (estimator) -> engine -> ranking -> view model.
+"""Stage 7b. The pipeline, one direction: request -> candidates (estimator) -> engine -> ranking -> view model.
 
 The view model (`Advice.to_dict`) is what every renderer reads: text, markdown, HTML and JSON all
 present the same recommendation.
@@ -10,12 +10,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .candidates import Candidate, build_candidates, gpu_price
-from .catalog import Catalog
-from .engine import fire
-from .ranking import Outcome, Ranked, rank, why_not
-from .request import Request
-from .rules import FACTORS, RuleSet
+from ..candidates import Candidate, build_candidates
+from ..catalog import Catalog
+from ..core.workloads import WORKLOADS
+from ..request import Request
+from ..rulelang import FACTORS, RuleSet
+from ..rulelang.engine import default_engine
+from ..rulelang.facts import candidate_fact
+from .ranking import Outcome, Ranked, Verdict, rank, why_not
 
 TOP_REJECTED_EXAMPLES = 4
 MAX_SUGGESTIONS = 8
@@ -33,7 +35,8 @@ class Advice:
     # ------------------------------------------------------------------ view model
     def candidate_dict(self, r: Ranked, *, verdicts: bool = True) -> dict[str, Any]:
         c = r.candidate
-        price_each, price_note = gpu_price(self.catalog, c.gpu, self.request.currency)
+        e = c.economics
+        wl = WORKLOADS[self.request.workload]
         est = c.estimate.to_dict()
         out = {
             "label": c.label,
@@ -43,27 +46,35 @@ class Advice:
             "precision": c.precision.id,
             "engine": c.estimate.engine,
             "parallelism": c.estimate.parallelism,
+            "link": c.link.kind,
             "score": round(r.score, 2),
             "score_factors": r.factors,
             "objective": round(r.objective, 8),
-            "price_each": round(price_each, 2),
-            "price_note": price_note,
-            "capex": round(c.capex, 2),
-            "energy_cost_per_year": round(c.energy_per_year, 2),
-            "tco": round(c.tco, 2),
-            "rent": ({"per_hour": round(c.fact["cost"]["rent_per_hour"], 2),
-                      "total": round(c.fact["cost"]["rent_total"], 2),
-                      "vs_tco": round(c.fact["cost"]["rent_vs_tco"], 3)}
-                     if c.fact["cost"]["rent_total"] else None),
-            "train_days": round(c.fact["perf"]["train_days"], 2) if c.fact["req"]["training"] else None,
-            "serving_capacity": ({"batch": c.fact["perf"]["capacity_batch"],
-                                  "tokens_per_s": round(c.fact["perf"]["capacity_tps"], 2)}
-                                 if c.fact["req"]["workload"] in ("inference", "dev") else None),
+            "price_each": round(e.price_each, 2),
+            "price_note": e.price_note,
+            "capex": round(e.capex, 2),
+            "energy_cost_per_year": round(e.energy_per_year, 2),
+            "tco": round(e.tco, 2),
+            "rent": ({"per_hour": round(c.rent.per_hour, 2), "total": round(c.rent.total, 2),
+                      "vs_tco": round(c.rent.vs_tco, 3)} if c.rent else None),
+            "train_days": round(c.train_days, 2) if wl.trains else None,
+            "serving_capacity": ({"batch": c.capacity.batch, "tokens_per_s": round(c.capacity.tokens_per_s, 2)}
+                                 if wl.decodes else None),
             "estimate": {k: est[k] for k in ("memory_gib", "fits", "throughput", "power", "assumptions")},
         }
         if verdicts:
-            out["verdicts"] = [v.to_dict() for v in r.verdicts]
+            out["verdicts"] = [self.verdict_dict(v) for v in r.verdicts]
         return out
+
+    def verdict_dict(self, v: Verdict) -> dict[str, Any]:
+        """A verdict with its rule's sources resolved to citations a reader can open."""
+        return {**v.to_dict(), "sources": [self.cite(s) for s in v.rule.sources]}
+
+    def cite(self, sid: str) -> dict[str, str]:
+        src = self.catalog.sources.get(sid)
+        if src is None:
+            return {"id": sid, "cite": sid, "url": ""}
+        return {"id": sid, "cite": src.cite(), "url": src.address()}
 
     def to_dict(self, detail: bool = True) -> dict[str, Any]:
         """The view model. `detail` adds every rejected candidate with its reasons (JSON output);
@@ -97,7 +108,7 @@ class Advice:
         if shown:
             for v in shown.verdicts:
                 if v.action != "reject":
-                    by_factor[v.rule.factor].append(v.to_dict())
+                    by_factor[v.rule.factor].append(self.verdict_dict(v))
         doc = {
             "request": {**req.to_dict(), "model_name": req.model.name,
                         "model_params_b": round(req.model.params / 1e9, 2), "electricity_note": req.electricity_note},
@@ -107,13 +118,13 @@ class Advice:
             "nothing_fits_budget": pick is None,
             "cheapest_over_budget": (
                 {**self.candidate_dict(o.cheapest_over_budget),
-                 "shortfall": round(o.cheapest_over_budget.candidate.fact["cost"]["shortfall"], 2)}
+                 "shortfall": round(o.cheapest_over_budget.candidate.economics.shortfall, 2)}
                 if o.cheapest_over_budget else None),
             "rejected": rejected,
             "rejected_by_rule": sorted(groups.values(), key=lambda g: (-g["count"], g["rule"])),
             "suggestions": self.suggestions(),
             "factors": {f: v for f, v in by_factor.items()},
-            "warnings": [v.to_dict() for v in pick.verdicts if v.action == "warn"] if pick else [],
+            "warnings": [self.verdict_dict(v) for v in pick.verdicts if v.action == "warn"] if pick else [],
             "fired_rules": o.fired_rules,
             "candidates_considered": len(self.candidates),
             "sources": self.sources(),
@@ -140,11 +151,11 @@ class Advice:
         pick = self.outcome.pick or self.outcome.cheapest_over_budget
         out: dict[str, dict[str, str]] = {}
         if pick:
-            for sid in pick.candidate.gpu.sources + self.request.model.sources + pick.candidate.precision.sources:
+            rule_sources = tuple(s for v in pick.verdicts for s in v.rule.sources)
+            for sid in (pick.candidate.gpu.sources + self.request.model.sources + pick.candidate.precision.sources
+                        + rule_sources):
                 if sid in self.catalog.sources and sid not in out:
-                    out[sid] = {"id": sid, "cite": self.catalog.sources[sid].cite()}
-            for v in pick.verdicts:
-                out.setdefault(v.rule.id, {"id": v.rule.id, "cite": v.rule.source})
+                    out[sid] = self.cite(sid)
         return list(out.values())
 
     def why_not(self, gpu_id: str) -> list[dict[str, Any]]:
@@ -154,10 +165,11 @@ class Advice:
 def advise(cat: Catalog, ruleset: RuleSet, req: Request) -> Advice:
     t0 = time.perf_counter()
     candidates = build_candidates(cat, req)
+    facts = [candidate_fact(cat, c) for c in candidates]
     t1 = time.perf_counter()
-    firings = fire(ruleset, [c.fact for c in candidates])
+    firings = default_engine().fire(ruleset, facts)
     t2 = time.perf_counter()
-    outcome = rank(ruleset, candidates, firings, req.workload)
+    outcome = rank(ruleset, candidates, facts, firings, req.workload)
     t3 = time.perf_counter()
     return Advice(cat, ruleset, req, candidates, outcome,
                   {"estimator": t1 - t0, "engine": t2 - t1, "ranking": t3 - t2})

@@ -1,4 +1,4 @@
-"""Facts and rules, loaded and validated once per process (and per source directory).
+"""Stage 6: facts and rules, loaded and validated once per process (and per source directory).
 
 A per-user cache keyed by the hash of the files (expert/cache.py) lets a new process skip parsing
 and validating data it has already validated."""
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..catalog import Catalog, load_catalog
+from ..core.errors import RuleError
+from ..core.paths import data_dir
+from ..rulelang import RuleSet, check_sources, load_rules
 from . import cache
-from .catalog import Catalog, load_catalog
-from .paths import data_dir
-from .rules import RuleSet, load_rules
 
 _CACHE: dict[tuple[str, str], tuple[Catalog, RuleSet]] = {}
 
@@ -27,6 +28,9 @@ def load_all(facts_dir: Path | None = None, rules_dir: Path | None = None) -> tu
         loaded = cache.read(file_key) if file_key else None
         if loaded is None:
             loaded = (load_catalog(facts), load_rules(rules))
+            problems = check_sources(loaded[1], loaded[0].sources)
+            if problems:
+                raise RuleError(problems[0])
             if file_key:
                 cache.write(file_key, *loaded)
         _CACHE[key] = loaded

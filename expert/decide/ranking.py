@@ -1,4 +1,4 @@
-"""Ranking: verdicts + the workload's objective -> pick, alternatives, rejections, with the score explained.
+"""Stage 7a. Ranking: verdicts + the workload's objective -> pick, alternatives, rejections, with the score explained.
 
 score = objective / best objective x product over fired prefer (1 + w) and penalize (1 - w) weights,
 so each factor's share of the ranking is visible (`factors` below).
@@ -10,9 +10,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .candidates import Candidate, get_path
-from .engine import Firing
-from .rules import Rule, RuleSet, evaluate
+from ..candidates import Candidate
+from ..core.workloads import WORKLOADS
+from ..rulelang import Rule, RuleSet, get_path
+from ..rulelang.conditions import evaluate
+from ..rulelang.engine import Firing
 
 OBJECTIVES = {
     "inference": ("serving capacity (decode tokens/s at the largest batch that fits) per unit of total cost "
@@ -24,20 +26,21 @@ OBJECTIVES = {
     "lora": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
     "qlora": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
     "finetune": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
-    "training": ("training tokens/s (time to train the requested tokens)", lambda c: c.fact["perf"]["train_tps"]),
+    "training": ("training tokens/s (time to train the requested tokens)", lambda c: c.train_tps),
 }
 
 
-def _per_tco(c: Candidate, field: str) -> float:
-    return c.fact["perf"][field] / c.tco if c.tco else 0.0
+def _per_tco(c: Candidate, rate: str) -> float:
+    value = c.capacity.tokens_per_s if rate == "capacity_tps" else c.train_tps
+    return value / c.tco if c.tco else 0.0
 
 
 def _dev_value(c: Candidate) -> float:
     """Memory an experimenter can use, per unit of price. Room beyond twice the model's footprint
     (longer contexts, a second copy, larger batches) is not worth paying for on a development box."""
-    mem = c.fact["memory"]
-    need = mem["total_gib"]
-    usable = min(mem["available_gib"] * c.count, 2 * need)
+    mem = c.estimate.memory_gib
+    need = mem["total"]
+    usable = min(mem["available_per_gpu"] * c.count, 2 * need)
     return usable / c.capex if c.capex else 0.0
 
 
@@ -45,6 +48,7 @@ def _dev_value(c: Candidate) -> float:
 class Verdict:
     rule: Rule
     candidate: Candidate
+    fact: dict[str, Any]  # the engine's fact of the candidate: what the rule read and its text renders
 
     @property
     def action(self) -> str:
@@ -52,18 +56,18 @@ class Verdict:
 
     @property
     def text(self) -> str:
-        return self.rule.render(self.candidate.fact)
+        return self.rule.render(self.fact)
 
     def values(self) -> dict[str, Any]:
         """The fact values this rule's condition read: what a reviewer checks the verdict against."""
-        return {p: _round(get_path(self.candidate.fact, p)) for p in self.rule.paths}
+        return {p: _round(get_path(self.fact, p)) for p in self.rule.paths}
 
     def to_dict(self) -> dict[str, Any]:
         a = self.rule.action
         return {
             "rule": self.rule.id, "factor": self.rule.factor, "action": a.kind,
             **({"weight": a.weight} if a.kind in ("prefer", "penalize") else {}),
-            "because": self.text, "values": self.values(), "source": self.rule.source,
+            "because": self.text, "values": self.values(), "sources": list(self.rule.sources),
         }
 
 
@@ -74,6 +78,7 @@ def _round(v: Any) -> Any:
 @dataclass
 class Ranked:
     candidate: Candidate
+    fact: dict[str, Any]
     verdicts: list[Verdict]
     objective: float = 0.0
     score: float = 0.0
@@ -109,12 +114,14 @@ class Outcome:
     fired_rules: dict[str, int]
 
 
-def rank(ruleset: RuleSet, candidates: list[Candidate], firings: list[Firing], workload: str) -> Outcome:
-    by_id = {c.id: Ranked(c, []) for c in candidates}
+def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, Any]], firings: list[Firing],
+         workload: str) -> Outcome:
+    by_id = {c.id: Ranked(c, f, []) for c, f in zip(candidates, facts, strict=True)}
     fired: dict[str, int] = {}
     for f in firings:
         rule = ruleset.by_id[f.rule_id]
-        by_id[f.fact_id].add(Verdict(rule, by_id[f.fact_id].candidate))
+        r = by_id[f.fact_id]
+        r.add(Verdict(rule, r.candidate, r.fact))
         fired[f.rule_id] = fired.get(f.rule_id, 0) + 1
     name, objective = OBJECTIVES[workload]
     everything = list(by_id.values())
@@ -164,8 +171,8 @@ def _alternatives(ranked: list[Ranked], pick: Ranked | None, workload: str) -> l
             seen.add(k)
             out.append((label, r))
 
-    speed = (lambda r: r.candidate.fact["perf"]["train_tps"]) if pick.candidate.fact["req"]["training"] else (
-        lambda r: r.candidate.fact["perf"]["decode_tps"])
+    trains = WORKLOADS[workload].trains
+    speed = (lambda r: r.candidate.train_tps) if trains else (lambda r: r.candidate.decode_tps)
     add("cheapest that works", min(ranked, key=lambda r: (r.candidate.capex, -r.score)))
     add("fastest within budget", max(ranked, key=lambda r: (speed(r), r.score)))
     add("runner-up", next((r for r in ranked if (r.candidate.gpu.id, r.candidate.count) not in seen), None))
@@ -182,7 +189,7 @@ def why_not(ruleset: RuleSet, ranked: list[Ranked], gpu_id: str) -> list[dict[st
         for v in r.verdicts:
             if v.action in ("reject", "penalize", "warn"):
                 trace: list[tuple[str, Any, bool]] = []
-                evaluate(v.rule.when, r.candidate.fact, trace)
+                evaluate(v.rule.when, r.fact, trace)
                 checks.append({"rule": v.rule.id, "action": v.action, "because": v.text,
                                "conditions": [{"field": p, "value": _round(val), "held": held}
                                               for p, val, held in trace]})

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .candidates import build_candidates
-from .catalog import Catalog
-from .engine import fire
-from .errors import RuleError
-from .request import build_request
-from .rules import Rule, RuleSet
+from ..candidates import build_candidates
+from ..catalog import Catalog
+from ..core.errors import RuleError
+from ..request import build_request
+from ..rulelang import Rule, RuleSet
+from ..rulelang.engine import fire
+from ..rulelang.facts import candidate_fact
 
 
 @dataclass
@@ -62,4 +63,5 @@ def fired_on(cat: Catalog, rules: RuleSet, ex: Example) -> bool:
         counts = sorted({x.count for x in cands})
         raise RuleError(f"{ex.name}: no candidate {c} (counts weighed for this GPU and workload: {counts})")
     target = match[0].id
-    return any(f.rule_id == ex.rule.id and f.fact_id == target for f in fire(rules, [x.fact for x in cands]))
+    firings = fire(rules, [candidate_fact(cat, x) for x in cands])
+    return any(f.rule_id == ex.rule.id and f.fact_id == target for f in firings)

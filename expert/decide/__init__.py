@@ -1,0 +1,1 @@
+"""Stage 7: decide. Rank the candidates the rules left standing and build the view model."""

@@ -1,0 +1,40 @@
+"""The GPU-to-GPU path of a configuration: one answer, used both to cost communication and by the rules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..catalog import Catalog, Gpu
+from .engines import constant as c
+
+
+@dataclass(frozen=True)
+class Link:
+    kind: str  # none | nvlink | pcie-p2p | pcie-host | network
+    gbs: float  # achievable one-way bandwidth per GPU, GB/s
+    latency_s: float  # small-message all-reduce latency
+
+    @property
+    def multi_node(self) -> bool:
+        return self.kind == "network"
+
+
+def link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
+    """Slowest hop of `count` GPUs: NVLink inside its domain, PCIe inside one server, the network beyond."""
+    if count <= 1:
+        return Link("none", math.inf, 0.0)
+    if count > max(c(cat, "gpus_per_node"), gpu.nvlink_max_gpus if gpu.nvlink else 0):
+        # Beyond one server (or one NVLink domain, if larger) the slowest hop is the cluster network.
+        return Link("network", c(cat, "cluster_network_gbs_per_gpu"), c(cat, "allreduce_latency_pcie_us") * 2e-6)
+    if gpu.nvlink and count <= max(gpu.nvlink_max_gpus, 1):
+        return Link("nvlink", gpu.nvlink_gbs / 2 * c(cat, "nvlink_efficiency"),
+                    c(cat, "allreduce_latency_nvlink_us") * 1e-6)
+    # Cards bridged in pairs (A100 PCIe, RTX A6000) still all-reduce over PCIe once more than a pair takes part.
+    lanes = gpu.pcie_lanes or 16
+    gen = gpu.pcie_gen or 4
+    gbs = c(cat, "pcie_gbs_per_lane_gen4") * lanes * 2 ** (gen - 4) * c(cat, "pcie_efficiency")
+    if not gpu.p2p:
+        # Without peer-to-peer every transfer bounces through host memory.
+        return Link("pcie-host", gbs * c(cat, "host_bounce_fraction"), c(cat, "allreduce_latency_pcie_us") * 2e-6)
+    return Link("pcie-p2p", gbs, c(cat, "allreduce_latency_pcie_us") * 1e-6)

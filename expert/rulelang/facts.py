@@ -1,0 +1,86 @@
+"""The engine's fact for a candidate: built here and only here, from the typed candidate record.
+
+A fact is flat within a few groups (`gpu`, `precision`, `model`, `memory`, `fit`, `perf`, `power`,
+`cost`, `req`): every rule condition reads fields of this one fact, so no rule ever needs a
+cross-fact join (durable_rules' unsafe area, see shared/durable-rules.md). Its fields are exactly
+vocabulary.FACT_FIELDS (tests/test_rulelang.py checks names and types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..candidates import Candidate
+from ..catalog import Catalog
+from ..core.workloads import WORKLOADS
+
+
+def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
+    req, g, p, n, est = c.request, c.gpu, c.precision, c.count, c.estimate
+    mem = est.memory_gib
+    wl = WORKLOADS[req.workload]
+    decode = c.decode_tps
+    per_million = c.energy_per_million_tokens
+    e = c.economics
+    return {
+        "kind": "candidate",
+        "id": c.id,
+        "gpu": {
+            "id": g.id, "vendor": g.vendor, "segment": g.segment, "architecture": g.architecture,
+            "stack": g.stack, "memory_gib": g.memory_gib, "bandwidth_gbs": g.bandwidth_gbs,
+            "board_power_w": g.board_power_w, "bf16": g.bf16, "fp8": g.fp8, "flash_attention": g.flash_attention,
+            "datacenter_licence": g.datacenter_licence, "nvlink": g.nvlink, "nvlink_gbs": g.nvlink_gbs,
+            "nvlink_max_gpus": g.nvlink_max_gpus, "p2p": g.p2p, "ecc": g.ecc, "slots": g.slots,
+            "form_factor": g.form_factor, "cooling": g.cooling, "vllm": g.vllm, "tensorrt_llm": g.tensorrt_llm,
+            "llama_cpp": g.llama_cpp, "export_restricted_china": "china" in g.export_restricted,
+            "price_condition": g.price_condition, "launch_year": int(str(g.launch_date)[:4]),
+            "china_only": g.china_only,
+        },
+        "build": {"slots_needed": g.slots * n},
+        "count": n,
+        "precision": {
+            "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
+            "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
+            "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines,
+        },
+        "model": {
+            "id": req.model.id, "family": req.model.family, "params_b": req.model.params / 1e9,
+            "layers": req.model.layers, "kv_heads": req.model.kv_heads,
+            "attention_heads": req.model.attention_heads, "max_context": req.model.max_context,
+            "moe": bool(req.model.experts),
+        },
+        "engine": est.engine,
+        "parallelism": est.parallelism,
+        "memory": {
+            "weights_gib": mem["weights"], "kv_cache_gib": mem["kv_cache"], "activations_gib": mem["activations"],
+            "training_state_gib": mem["gradients"] + mem["optimizer"], "total_gib": mem["total"],
+            "per_gpu_gib": mem["per_gpu"], "available_gib": mem["available_per_gpu"],
+            "headroom_gib": mem["headroom_per_gpu"],
+            "headroom_fraction": mem["headroom_per_gpu"] / mem["available_per_gpu"],
+            "fits": est.fits, "kv_fraction": mem["kv_cache"] / mem["total"] if mem["total"] else 0.0,
+        },
+        "fit": {"min_count": c.min_count, "lightest_precision": c.lightest_precision,
+                "any_count_fits": c.min_count > 0},
+        "perf": {
+            "decode_tps": decode, "prefill_tps": c.prefill_tps, "train_tps": c.train_tps,
+            "decode_tps_per_seq": decode / req.batch if decode else 0.0,
+            "train_days": c.train_days, "link": c.link.kind,
+            "capacity_batch": c.capacity.batch, "capacity_tps": c.capacity.tokens_per_s,
+        },
+        "power": {
+            "watts": est.power["watts"], "total_board_w": est.power["board_power_w"],
+            "energy_cost_per_year": e.energy_per_year, "per_million_tokens": per_million,
+            "per_million_tokens_usd": per_million / cat.energy.currencies[req.currency],
+        },
+        "cost": {
+            "capex": e.capex, "tco": e.tco, "budget_ratio": e.budget_ratio, "energy_share": e.energy_share,
+            "shortfall": e.shortfall,
+            "rent_per_hour": c.rent.per_hour if c.rent else 0.0, "rent_total": c.rent.total if c.rent else 0.0,
+            "rent_vs_tco": c.rent.vs_tco if c.rent else 0.0,
+        },
+        "req": {
+            "workload": req.workload, "region": req.region, "deployment": req.deployment, "budget": req.budget,
+            "context": req.context, "batch": req.batch, "hours_per_day": req.hours_per_day, "years": req.years,
+            "training": wl.trains, "tokens": req.tokens or 0.0, "currency": req.currency,
+            "serving": wl.serving,
+        },
+    }
