@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from expert.cli import cli
-from expert.store import load_all
+# Hermetic: the suite never reads or writes the user's ~/.cache/gpu-expert. Set before expert is
+# imported, so every cache (validated data, compiled templates) lands in this session's directory.
+_CACHE = tempfile.mkdtemp(prefix="gpu-expert-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+os.environ.pop("GPU_EXPERT_NO_CACHE", None)
+
+from expert.cli import cli  # noqa: E402
+from expert.store import load_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +60,7 @@ def rules_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", dest)
     return dest
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE, ignore_errors=True)

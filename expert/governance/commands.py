@@ -164,29 +164,40 @@ def rules_check(scenarios: str | None) -> None:
 @click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
 @click.option("--update", is_flag=True, help="Rewrite the snapshot files (review the diff before committing).")
 def rules_snapshots(scenarios: str | None, update: bool) -> None:
-    """Compare (or with --update, rewrite) the corpus outcomes in tests/snapshots/."""
+    """Compare (or with --update, rewrite) the corpus outcomes in tests/snapshots/ and the rendered
+    golden outputs in tests/golden/; drift is printed as a unified diff."""
     from ..store import load_all
+    from .golden import check_golden, compare, golden_dir
     from .scenarios import load_scenarios, run_scenario, snapshot, snapshot_dir
 
     cat, rules = load_all()
     d = _scenario_dir(scenarios)
     out_dir = snapshot_dir(d)
-    drift = []
-    for sc in load_scenarios(d):
+    drift: list[str] = []
+    corpus = load_scenarios(d)
+    for sc in corpus:
         text = json.dumps(snapshot(run_scenario(cat, rules, sc)), indent=2, sort_keys=True) + "\n"
         path = out_dir / f"{sc.name}.json"
+        old = path.read_text() if path.exists() else None
+        if old == text:
+            continue
         if update:
             out_dir.mkdir(parents=True, exist_ok=True)
-            if not path.exists() or path.read_text() != text:
-                path.write_text(text)
-                click.echo(f"updated {path}")
-        elif not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            click.echo(f"updated {path}")
+        else:
             drift.append(sc.name)
-    if drift:
-        for name in drift:
-            click.echo(f"snapshot differs: {name}")
-        click.echo(f"{len(drift)} snapshot(s) differ; review with `expert audit --base main`, then "
-                   "`expert rules snapshots --update`", err=True)
+            for line in compare(old, text, f"snapshots/{path.name}"):
+                click.echo(line)
+    diffs, written = check_golden(cat, rules, corpus, golden_dir(d), update=update)
+    for path in written:
+        click.echo(f"updated {path}")
+    for line in diffs:
+        click.echo(line)
+    n_golden = sum(1 for line in diffs if line.startswith("--- "))
+    if drift or n_golden:
+        click.echo(f"{len(drift)} snapshot(s) and {n_golden} golden output(s) differ; review with "
+                   "`expert audit --base main`, then `expert rules snapshots --update`", err=True)
         sys.exit(1)
     if not update:
         click.echo("snapshots: all match")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,20 @@ def load_scenarios(directory: Path | None = None) -> list[Scenario]:
     return out
 
 
+# One process (a test session, `rules check`, `audit`) asks for the same scenario several times:
+# results are kept per (facts digest, rules digest, request). Digests are hashes of the data files,
+# so an edited catalog or rule set never reuses a stale result.
+_RESULTS: dict[tuple[str, str, str], Advice] = {}
+_MAX_RESULTS = 256
+
+
 def run_scenario(cat: Catalog, rules: RuleSet, sc: Scenario) -> Advice:
-    return advise(cat, rules, build_request(cat, **sc.request))
+    key = (cat.digest, rules.digest, json.dumps(sc.request, sort_keys=True, default=str))
+    if key not in _RESULTS:
+        if len(_RESULTS) >= _MAX_RESULTS:
+            _RESULTS.pop(next(iter(_RESULTS)))
+        _RESULTS[key] = advise(cat, rules, build_request(cat, **sc.request))
+    return _RESULTS[key]
 
 
 def check_scenario(sc: Scenario, result: Advice) -> list[str]:
