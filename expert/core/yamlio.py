@@ -1,8 +1,16 @@
-"""Safe YAML loading that remembers line numbers, so data errors can point at file:line."""
+"""Safe, bounded YAML loading that remembers line numbers, so data errors can point at file:line.
+
+Data files come from pull requests and team overlays (`rules check` and `audit` run them in CI), so
+reading one is bounded: regular files only (a FIFO or /dev/zero named *.yaml must not hang or exhaust
+memory), at most MAX_DATA_FILE_BYTES, no YAML aliases (an alias bomb expands exponentially), and at most
+MAX_DEPTH levels of nesting.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +74,75 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
+# The largest data file (tests/validation/measurements.yaml) is ~0.4 MiB.
+MAX_DATA_FILE_BYTES = 4 * 2**20
+MAX_DEPTH = 64
+
+
+def read_data_file(path: Path, display: str | None = None, limit: int = MAX_DATA_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; anything else is an ExpertError naming it."""
+    name = display or str(path)
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ExpertError(f"{name}: cannot read: {exc.strerror}") from None
+    except ValueError:
+        raise ExpertError(f"{name}: cannot read: not a valid path") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ExpertError(f"{name}: not a regular file (data files must be plain files)")
+        if st.st_size > limit:
+            raise ExpertError(f"{name}: {st.st_size:,} bytes is over the {limit:,}-byte limit for a data file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ExpertError(f"{name}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:  # grew while being read
+        raise ExpertError(f"{name}: over the {limit:,}-byte limit for a data file")
+    return b"".join(chunks)
+
+
+def _check_tree(root: yaml.Node, name: str) -> None:
+    """Refuse aliases (a node reached twice) and deep nesting before anything is constructed."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        line = node.start_mark.line + 1
+        if id(node) in seen:
+            raise ExpertError(f"{name}:{line}: YAML aliases (*name) are not allowed in data files; "
+                              "write the value out")
+        seen.add(id(node))
+        if depth > MAX_DEPTH:
+            raise ExpertError(f"{name}:{line}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack += [(k, depth + 1), (v, depth + 1)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(v, depth + 1) for v in node.value]
+
+
 def load_yaml_text(text: str, name: str) -> Any:
     """Parse YAML text with the safe loader; a syntax error names the file and line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from (C)SafeLoader
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_tree(node, name)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -77,17 +150,21 @@ def load_yaml_text(text: str, name: str) -> Any:
         raise ExpertError(f"{name}:{line}: malformed YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ExpertError(f"{name}: malformed YAML: {exc}") from None
+    except RecursionError:  # the pure-Python parser (no libyaml) recurses per nesting level
+        raise ExpertError(f"{name}: nested deeper than {MAX_DEPTH} levels") from None
+
+
+def load_yaml_bytes(data: bytes, name: str) -> Any:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ExpertError(f"{name}: not UTF-8 text") from None
+    return load_yaml_text(text, name)
 
 
 def load_yaml_file(path: Path, display: str | None = None) -> Any:
     name = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExpertError(f"{name}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ExpertError(f"{name}: not UTF-8 text") from None
-    return load_yaml_text(text, name)
+    return load_yaml_bytes(read_data_file(path, name), name)
 
 
 def plain(value: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 from ..core.errors import RuleError, located
 from ..core.paths import data_dir
 from ..core.schema import Field, opt, validate
-from ..core.yamlio import LineDict, load_yaml_file, plain
+from ..core.yamlio import LineDict, load_yaml_bytes, plain, read_data_file
 from .conditions import check_condition, collect_paths, compile_condition, leaves, threshold_paths
 from .vocabulary import sample_fact
 
@@ -35,14 +35,58 @@ RULE_SPEC: dict[str, Field] = {
     "when": Field("map"),
     "then": Field("any"),
     "because": Field("str"),
-    "sources": opt("list", item=Field("str")),
-    "source": opt("str"),  # legacy free text, being replaced by `sources` ids
+    "sources": Field("list", item=Field("str")),
     "basis": opt("map", values=Field("str")),
     "scope": opt("str", choices=SCOPES),
     "examples": opt("map", spec={"fires": opt("list"), "does_not_fire": opt("list")}),
 }
 
 _FILE_SPEC = {"factor": Field("str", choices=FACTORS), "rules": Field("list")}
+
+
+# A `because` is one sentence over the facts: bounded in source, in output, and in what it may compute,
+# so a rule from a pull request cannot hang or exhaust `rules check`, `audit` or a user's run.
+MAX_BECAUSE_CHARS = 2000
+MAX_BECAUSE_OUTPUT = 2000
+_MAX_SEQUENCE = 10_000  # length of a string or list an operator may build
+_MAX_INT_BITS = 4096
+_MAX_EXPONENT = 64
+_MAX_DIGITS = 6
+
+# Template syntax a `because` may use: output, conditions and expressions; no loops, assignments,
+# macros, calls, includes or blocks (each could loop, recurse or reach outside the fact).
+_ALLOWED_NODES = ("Template", "Output", "TemplateData", "Name", "Const", "Getattr", "Getitem", "Slice", "Filter",
+                  "Test", "CondExpr", "If", "Compare", "Operand", "And", "Or", "Not", "Neg", "Pos", "Add", "Sub",
+                  "Mul", "Div", "FloorDiv", "Mod", "Pow", "Concat", "Tuple", "List", "Keyword")
+# Filters: ours (number formatting) and Jinja's that cannot build large values from small ones.
+_ALLOWED_FILTERS = ("gib", "money", "pct", "num", "round", "int", "float", "abs", "lower", "upper", "title",
+                    "capitalize", "trim", "default", "d", "length", "count", "first", "last", "min", "max", "join",
+                    "string")
+
+
+def _digits(d: Any) -> int:
+    if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= _MAX_DIGITS:
+        raise ValueError(f"digits must be a whole number from 0 to {_MAX_DIGITS}, got {d!r}")
+    return d
+
+
+def _check_binop(op: str, left: Any, right: Any) -> None:
+    seqs = (str, list, tuple)
+    if op == "%" and isinstance(left, str):
+        raise ValueError("'%' string formatting is not allowed; use the num, money, pct or gib filters")
+    if op == "*" and (isinstance(left, seqs) or isinstance(right, seqs)):
+        seq, n = (left, right) if isinstance(left, seqs) else (right, left)
+        if isinstance(n, int) and len(seq) * max(n, 0) > _MAX_SEQUENCE:
+            raise ValueError(f"repetition would build more than {_MAX_SEQUENCE:,} items")
+    elif op == "+" and isinstance(left, seqs) and isinstance(right, seqs):
+        if len(left) + len(right) > _MAX_SEQUENCE:
+            raise ValueError(f"concatenation would build more than {_MAX_SEQUENCE:,} items")
+    elif op in ("*", "**") and isinstance(left, (int, float)) and isinstance(right, (int, float)):
+        if op == "**" and (abs(right) > _MAX_EXPONENT or abs(left) > 2**64):
+            raise ValueError(f"'**' is limited to exponents up to {_MAX_EXPONENT} and bases up to 2**64")
+        if op == "*" and isinstance(left, int) and isinstance(right, int) \
+                and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
+            raise ValueError(f"integers are limited to {_MAX_INT_BITS} bits")
 
 
 @lru_cache(maxsize=1)
@@ -52,12 +96,45 @@ def sandbox():
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    class BecauseSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            _check_binop(operator, left, right)
+            return super().call_binop(context, operator, left, right)
+
+    env = BecauseSandbox(undefined=StrictUndefined, autoescape=False)
+    env.globals.clear()  # range, lipsum, cycler, joiner, namespace, dict: nothing a sentence needs
+    kept = {k: env.filters[k] for k in _ALLOWED_FILTERS if k in env.filters}
+    env.filters.clear()
+    env.filters.update(kept)
     env.filters["gib"] = lambda v: f"{v:,.1f} GiB"
     env.filters["money"] = lambda v: f"{v:,.0f}"
     env.filters["pct"] = lambda v: f"{v * 100:.0f} %"
-    env.filters["num"] = lambda v, d=1: f"{v:,.{d}f}"
+    env.filters["num"] = lambda v, d=1: f"{v:,.{_digits(d)}f}"
     return env
+
+
+def check_because_syntax(source: str) -> str | None:
+    """Why a `because` template is not allowed (size, syntax, constructs), or None."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    if len(source) > MAX_BECAUSE_CHARS:
+        return f"because: {len(source):,} characters; at most {MAX_BECAUSE_CHARS:,}"
+    try:
+        tree = sandbox().parse(source)
+    except TemplateSyntaxError as exc:
+        return f"because: template syntax error: {exc.message}"
+    for node in tree.find_all(nodes.Node):
+        kind = type(node).__name__
+        if kind not in _ALLOWED_NODES:
+            what = {"For": "loops", "Call": "function calls", "Assign": "{% set %}", "AssignBlock": "{% set %}",
+                    "Macro": "macros"}.get(kind, f"{kind} nodes")
+            return (f"because: {what} are not allowed (line {node.lineno} of the template); a because is one "
+                    "sentence of fact fields, filters, conditions and arithmetic")
+        if isinstance(node, nodes.Filter) and node.name not in _ALLOWED_FILTERS:
+            return (f"because: filter {node.name!r} is not allowed; allowed: {', '.join(_ALLOWED_FILTERS)}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,7 +170,12 @@ class Rule:
         return list(dict.fromkeys(out))
 
     def render(self, fact: dict[str, Any]) -> str:
-        return " ".join(self.template.render(**fact).split())
+        try:
+            text = " ".join(self.template.render(**fact).split())
+        except Exception as exc:  # noqa: BLE001 - a fact the sample did not foresee: name the rule, no traceback
+            raise RuleError(located(self.file, self.line, f"rule {self.id!r}",
+                                    f"because: fails to render ({type(exc).__name__}: {exc})")) from None
+        return text if len(text) <= MAX_BECAUSE_OUTPUT else text[:MAX_BECAUSE_OUTPUT - 1] + "…"
 
     def compiled(self, rename=None) -> dict[str, Any]:
         return {"$and": [{"kind": "candidate"}, compile_condition(self.when, rename)]}
@@ -146,31 +228,30 @@ def _unsafe(rule: Rule) -> str | None:
 
 
 def _render_probe(rule: Rule) -> str | None:
-    """Compile the `because` template in the sandbox and render it against a sample fact."""
-    msg = _unsafe(rule)
+    """Check the `because` template's constructs, then render it in the sandbox against a sample fact."""
+    msg = _unsafe(rule) or check_because_syntax(rule.because)
     if msg:
         return msg
-    from jinja2 import TemplateSyntaxError
     from jinja2.exceptions import SecurityError, UndefinedError
 
     try:
-        tmpl = sandbox().from_string(rule.because)
-    except TemplateSyntaxError as exc:
-        return f"because: template syntax error: {exc.message}"
-    sample = sample_fact()
-    try:
-        tmpl.render(**sample)
+        # Compiled once: the probe's compilation is the one the rule renders with.
+        out = rule.template.render(**sample_fact())
     except SecurityError as exc:
         return f"because: unsafe template rejected by the sandbox ({exc})"
     except UndefinedError as exc:
         return f"because: refers to something the facts do not have ({exc.message})"
     except Exception as exc:  # noqa: BLE001 - any render failure is a rule error
         return f"because: template fails to render ({type(exc).__name__}: {exc})"
+    if len(out) > MAX_BECAUSE_OUTPUT:
+        return f"because: renders to {len(out):,} characters; at most {MAX_BECAUSE_OUTPUT:,}"
     return None
 
 
-def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, probe: bool = False) -> list[Rule]:
-    """Parse one rule file. With `problems`, collect every problem instead of raising on the first."""
+def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, probe: bool = True) -> list[Rule]:
+    """Parse one rule file. With `problems`, collect every problem instead of raising on the first.
+
+    Every `because` is checked and render-tested on every load; `probe` is accepted for older callers."""
 
     def fail(msg: str) -> None:
         if problems is None:
@@ -209,16 +290,16 @@ def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, prob
                     because=entry["because"], sources=tuple(entry.get("sources") or ()),
                     basis=plain(entry.get("basis") or {}), scope=entry.get("scope"), file=file,
                     line=line, examples=plain(entry.get("examples") or {}), raw=plain(entry))
-        msg = _render_probe(rule) if probe else _unsafe(rule)
+        msg = _render_probe(rule)
         if msg:
             fail(located(file, line_of("because"), where, msg))
             continue
-        if not rule.sources and not str(entry.get("source") or "").strip():
-            fail(located(file, line_of("id"), where, "sources: must list the ids of the documents behind the rule "
-                         "(facts/*.yaml `sources:` registry)"))
+        if not rule.sources:
+            fail(located(file, line_of("sources"), where, "sources: must list the ids of the documents behind the "
+                         "rule (facts/*.yaml `sources:` registry)"))
             continue
         msg = check_basis(rule)
-        if msg and rule.sources:
+        if msg:
             fail(located(file, line_of("basis"), where, msg))
             continue
         rules.append(rule)
@@ -262,15 +343,19 @@ def check_sources(ruleset: RuleSet, registry: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_rules(root: Path | None = None, problems: list[str] | None = None, probe: bool = False) -> RuleSet:
+def load_rules(root: Path | None = None, problems: list[str] | None = None, probe: bool = True) -> RuleSet:
     """Load every rules/*.yaml (sorted: rule order, hence firing order, is stable).
 
-    `probe` also renders every `because` template against a sample fact (what `expert rules check`
-    does); the unsafe-template check runs on every load."""
+    Every `because` template is checked and rendered against a sample fact on every load (the validated
+    result is cached per user, so this costs only on a change); `probe` is accepted for older callers."""
     base = root if root is not None else data_dir("rules")
     if not base.is_dir():
         raise RuleError(f"{base}: rules directory not found")
-    files = sorted(base.glob("*.yaml"))
+    # policy.yaml beside the rules is the decision policy (core/policy.py), not a factor's rules; its
+    # bytes still enter the digest, so a policy change is a rule-set change for caches and audits.
+    from ..core.policy import POLICY_FILE
+
+    files = sorted(p for p in base.glob("*.yaml") if p.name != POLICY_FILE)
     if not files:
         raise RuleError(f"{base}: no rule files (*.yaml)")
     digest = hashlib.sha256()
@@ -278,9 +363,10 @@ def load_rules(root: Path | None = None, problems: list[str] | None = None, prob
     seen: dict[str, Rule] = {}
     for path in files:
         display = f"rules/{path.name}"
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
         try:
-            doc = load_yaml_file(path, display)
+            data = read_data_file(path, display)
+            digest.update(path.name.encode() + b"\0" + data)
+            doc = load_yaml_bytes(data, display)
         except Exception as exc:  # noqa: BLE001 - surfaced as a rule error with file and line
             if problems is None:
                 raise RuleError(str(exc)) from None
@@ -304,4 +390,7 @@ def load_rules(root: Path | None = None, problems: list[str] | None = None, prob
                 continue
             seen[rule.id] = rule
             rules.append(rule)
+    policy = base / POLICY_FILE
+    if policy.is_file():
+        digest.update(POLICY_FILE.encode() + b"\0" + policy.read_bytes())
     return RuleSet(rules, digest.hexdigest()[:16])

@@ -3,8 +3,9 @@
 Parsing the YAML and validating it is most of a cold start. Once a set of facts/ and rules/ files
 (and the code that reads them) has loaded cleanly, its validated content is stored as plain JSON in
 $XDG_CACHE_HOME/gpu-expert/data/<sha256>.json; the next process with identical files skips both.
-JSON, not pickle: reading the cache can never run code. Any problem reading it falls back to a full load.
-Set GPU_EXPERT_NO_CACHE=1 to bypass it.
+JSON, not pickle: reading the cache can never run code. The directory and every entry pass the checks of
+core/cachedir.py (ours, writable by nobody else, no links, content hash) before use; any problem reading
+falls back to a full load. Set GPU_EXPERT_NO_CACHE=1 to bypass it.
 """
 
 from __future__ import annotations
@@ -13,36 +14,40 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog, Energy, Gpu, Model, Precision, Source
+from ..core.cachedir import cache_subdir, read_entry, write_entry
+from ..core.errors import ExpertError
+from ..core.yamlio import read_data_file
 from ..rulelang import Action, Rule, RuleSet
 
 # The code that validates what is cached: a change to any of it invalidates the cache.
 _CODE = ("catalog/load.py", "catalog/model.py", "catalog/efficiency.py", "rulelang/load.py", "rulelang/conditions.py",
-         "rulelang/vocabulary.py", "core/schema.py", "core/yamlio.py", "store/cache.py")
+         "rulelang/vocabulary.py", "core/schema.py", "core/yamlio.py", "core/cachedir.py", "store/cache.py")
 
 
 def cache_dir() -> Path | None:
-    if os.environ.get("GPU_EXPERT_NO_CACHE"):
-        return None
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpu-expert" / "data"
-    return base
+    """The checked data cache directory, or None (disabled, or refused as untrustworthy)."""
+    return cache_subdir("data")
 
 
-def digest(facts: Path, rules: Path) -> str:
-    """Hash of every data file and of the code that validates them (a code change invalidates too)."""
+def digest(facts: Path, rules: Path) -> str | None:
+    """Hash of every data file and of the code that validates them (a code change invalidates too).
+
+    None when a file cannot be read as bounded regular data: the loaders then report it with its name."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent.parent
-    for name in _CODE:
-        h.update((here / name).read_bytes())
-    for d in (facts, rules):
-        for p in sorted(d.glob("*.yaml")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    try:
+        for name in _CODE:
+            h.update((here / name).read_bytes())
+        for d in (facts, rules):
+            for p in sorted(d.glob("*.yaml")):
+                h.update(p.name.encode() + b"\0" + read_data_file(p, str(p)) + b"\0")
+    except (OSError, ExpertError):
+        return None
     return h.hexdigest()
 
 
@@ -102,10 +107,12 @@ def read(key: str) -> tuple[Catalog, RuleSet] | None:
     base = cache_dir()
     if base is None:
         return None
+    payload = read_entry(base, f"{key}.json")
+    if payload is None:
+        return None
     try:
-        data = json.loads((base / f"{key}.json").read_text(encoding="utf-8"))
-        return restore(data)
-    except Exception:  # noqa: BLE001 - a missing, stale or damaged cache only costs a full load
+        return restore(json.loads(payload))
+    except Exception:  # noqa: BLE001 - a stale or damaged cache only costs a full load
         return None
 
 
@@ -113,11 +120,4 @@ def write(key: str, cat: Catalog, rules: RuleSet) -> None:
     base = cache_dir()
     if base is None:
         return
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=base, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dump(cat, rules), fh)
-        os.replace(tmp, base / f"{key}.json")
-    except OSError:
-        return
+    write_entry(base, f"{key}.json", json.dumps(dump(cat, rules)).encode())
