@@ -160,3 +160,62 @@ def test_every_estimate_lists_its_assumptions(cat):
 def test_apple_unified_memory_is_capped_by_the_os(cat):
     e = estimate(cat, cfg(cat, "llama-3.1-70b", "m2-ultra-192gb", 1, "fp16"))
     assert e.memory_gib["available_per_gpu"] == cat.gpus["m2-ultra-192gb"].usable_memory_gib < 192
+
+
+def test_kv_cache_quantisation_shrinks_the_cache(cat):
+    from expert.estimate import KV_CACHE_BYTES
+
+    m, p = cat.models["llama-3.1-8b"], cat.precisions["fp16"]
+    fp16 = kv_bytes_per_token(m, p)
+    assert kv_bytes_per_token(m, p, "fp8") == fp16 / 2
+    assert kv_bytes_per_token(m, p, "q4_0") == fp16 * KV_CACHE_BYTES["q4_0"] / 2
+
+
+def test_serving_saturates_and_queues(cat):
+    from expert.estimate import serve
+
+    cfg = Config(model=cat.models["llama-3.1-8b"], gpu=cat.gpus["h100-sxm"], count=1,
+                 precision=cat.precisions["fp8"], engine="tensorrt-llm")
+    one = serve(cat, cfg, 1, 128, 2048)
+    many = serve(cat, cfg, 64, 128, 2048)
+    sat = serve(cat, cfg, None, 128, 2048)
+    assert one.total_tps < many.total_tps <= sat.saturation_tps
+    assert one.per_user_tps > many.per_user_tps
+    assert one.regime == "memory-bound"
+    # Long prompts with short outputs are dominated by prefill FLOPs.
+    assert serve(cat, cfg, None, 20000, 128).saturation_regime == "compute-bound"
+    queued = serve(cat, cfg, sat.max_users_fitting * 4, 128, 2048)
+    assert queued.ttft_s > sat.ttft_s
+
+
+def test_partial_offload_is_slower_than_the_gpu(cat):
+    cfg = Config(model=cat.models["mixtral-8x7b"], gpu=cat.gpus["rtx-4090"], count=1,
+                 precision=cat.precisions["q4_k_m"])
+    est = estimate(cat, cfg)
+    assert not est.fits and est.offload is not None
+    assert 0 < est.offload.decode_tokens_per_s < est.throughput["decode_tokens_per_s"]
+    assert est.offload.cpu_layers + est.offload.gpu_layers == cfg.model.layers
+    assert est.ranges["decode_tokens_per_s"]["low"] <= est.throughput["decode_tokens_per_s"]
+
+
+def test_max_context_is_the_longest_that_fits(cat):
+    from expert.estimate import fits_context, max_context
+
+    cfg = Config(model=cat.models["llama-3.1-70b"], gpu=cat.gpus["h100-sxm"], count=1,
+                 precision=cat.precisions["int4"], batch=8)
+    fits = fits_context(cat, cfg, "vllm")
+    longest = max_context(cat, cfg, fits)
+    assert 0 < longest < cfg.model.max_context
+    assert fits(longest) and not fits(longest + 1)
+
+
+def test_compiled_engines_pay_no_per_layer_launch(cat):
+    from expert.estimate import engine_efficiency
+
+    h100 = cat.gpus["h100-sxm"]
+    assert engine_efficiency(cat, "decode", "tensorrt-llm", h100)["layer_overhead_us"] == 0
+    assert engine_efficiency(cat, "decode", "transformers", h100)["layer_overhead_us"] > 100
+    # HBM and GDDR parts reach different shares of their datasheet bandwidth.
+    a = engine_efficiency(cat, "decode", "llama.cpp", h100)["bandwidth_fraction"]
+    b = engine_efficiency(cat, "decode", "llama.cpp", cat.gpus["rtx-4090"])["bandwidth_fraction"]
+    assert a != b

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import FactError, located
-from ..core.schema import Field, validate
+from ..core.schema import Field, opt, validate
 from ..core.yamlio import plain
 
 _SRC = Field("list", item=Field("str"))
@@ -19,6 +19,7 @@ _DECODE_ENGINE = {
     "bandwidth_fraction": Field("num", min=0.05, max=1.0),
     "layer_overhead_us": Field("num", min=0, max=10000),
     "compute_fraction": Field("num", min=0.01, max=1.0),
+    "step_overhead_us": opt("num", min=0, max=100000),
     "sources": _SRC,
     "basis": Field("str"),
 }
@@ -29,12 +30,31 @@ _PREFILL_ENGINE = {
     "basis": Field("str"),
 }
 _VALUE = {"value": Field("num", min=0, max=1e6), "sources": _SRC, "basis": Field("str")}
+# Inference engines: how they execute (eager Python launches, CUDA-graph replay, ahead-of-time compiled),
+# whose calibration they fall back to, their default maximum batch, and the sources for all three.
+_ENGINE = {
+    "execution": Field("str", choices=("eager", "cuda-graphs", "compiled")),
+    "like": opt("str"),
+    "max_batch": Field("num", min=1, max=1e6),
+    "runs_on": Field("list", item=Field("str")),
+    "sources": _SRC,
+    "basis": Field("str"),
+}
+_MEMORY_SYSTEM = {"gpus": Field("list", item=Field("str")), "sources": _SRC, "basis": Field("str")}
 
 EFFICIENCY_SPEC: dict[str, Field] = {
     "sources": Field("map", values=Field("any")),
     "decode": Field("map", values=Field("map", spec=_DECODE_ENGINE)),
     "prefill": Field("map", values=Field("map", spec=_PREFILL_ENGINE)),
     "constants": Field("map", values=Field("map", spec=_VALUE)),
+    "engines": opt("map", values=Field("map", spec=_ENGINE)),
+    "training": opt("map", values=Field("map", spec={"hfu": Field("num", min=0.05, max=1.0), "sources": _SRC,
+                                                     "basis": Field("str")})),
+    "memory_systems": opt("map", values=Field("map", spec=_MEMORY_SYSTEM)),
+    # Written by benchmarks/calibrate.py from the validation residuals: ranges[kind][family] = {low, high, n}
+    # (ratios to the estimate) and measured[key] = {value, record}.
+    "ranges": opt("map", values=Field("any")),
+    "measured": opt("map", values=Field("any")),
 }
 
 REQUIRED_CONSTANTS = (
@@ -59,6 +79,10 @@ REQUIRED_CONSTANTS = (
     "cluster_network_gbs_per_gpu",
     "fp8_training_speedup",
     "gpus_per_node",
+    "serving_memory_fraction",
+    "host_memory_bandwidth_gbs",
+    "host_bandwidth_fraction",
+    "host_memory_gib",
 )
 
 
@@ -69,8 +93,8 @@ def load_efficiency(doc: Any, file: str) -> dict[str, Any]:
         if name not in constants:
             raise FactError(located(file, constants.line, "constants", f"missing '{name}'"))
     srcs: dict[str, tuple[str, ...]] = {}
-    for section in ("decode", "prefill", "constants"):
-        for key, entry in doc[section].items():
+    for section in ("decode", "prefill", "constants", "engines", "memory_systems", "training"):
+        for key, entry in (doc[section] if section in doc else {}).items():
             srcs[f"{section}.{key}"] = tuple(entry["sources"])
     out = plain(doc)
     out["_sources"] = srcs

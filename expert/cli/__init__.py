@@ -45,10 +45,41 @@ class _Group(click.Group):
         return rv
 
 
+def WORKLOADS_TRAIN(workload: str) -> bool:  # noqa: N802 - reads as a predicate on the workload table
+    from ..core.workloads import WORKLOADS
+
+    return WORKLOADS[workload].trains
+
+
+# --facts-dir / --prices of the running command (set by the options' callbacks, read by _load).
+_DATA: dict[str, str | None] = {"facts_dir": None, "prices": None}
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    _DATA[param.name or ""] = value
+
+
+def _data_options(f: Any) -> Any:
+    """--facts-dir DIR (a whole catalog directory in place of the packaged facts/) and --prices FILE (a team's
+    own prices over it); both validated like the packaged catalog."""
+    f = click.option("--prices", "prices", default=None, expose_value=False, callback=_remember,
+                     help="YAML file 'prices: {gpu-id: {usd, cny, date, condition}}' over the catalog's prices.")(f)
+    return click.option("--facts-dir", "facts_dir", default=None, expose_value=False, callback=_remember,
+                        help="Directory of catalog files (gpus.yaml, models.yaml, ...) used instead of facts/.")(f)
+
+
 def _load():
     from ..store import load_all
 
-    return load_all()
+    facts = _DATA.get("facts_dir")
+    if facts and not Path(facts).is_dir():
+        raise InputError(f"--facts-dir {facts}: no such directory")
+    cat, rules = load_all(Path(facts) if facts else None)
+    if _DATA.get("prices"):
+        from ..catalog.overlay import apply_prices
+
+        cat = apply_prices(cat, Path(str(_DATA["prices"])))
+    return cat, rules
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -87,6 +118,7 @@ def cli() -> None:
 @click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
 @click.option("--output", default=None, help="Write to this file instead of standard output.")
+@_data_options
 def advise(budget: str, model: str, workload: str, precision: str, context: str | None, batch: str,
            tokens: str | None, currency: str, region: str, electricity: str | None, hours_per_day: str, years: str,
            deployment: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
@@ -128,10 +160,19 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
 @click.option("--electricity", default=None)
 @click.option("--deployment", default=None, help="workstation | datacenter (sets the PUE).")
 @click.option("--engine", default="auto", show_default=True,
-              help="auto | llama.cpp | vllm | transformers (inference engine whose efficiency to assume)")
+              help="auto | llama.cpp | vllm | sglang | tensorrt-llm | transformers | exllamav2 | mlc | mlx. auto: "
+                   "llama.cpp for GGUF precisions and Apple GPUs, vLLM for other inference, PyTorch for training.")
+@click.option("--kv-cache", "kv_cache", default="auto", show_default=True,
+              help="KV cache type: auto (16-bit) | fp16 | fp8 | q8_0 | q4_0.")
+@click.option("--max-context", "max_ctx", is_flag=True, help="Also report the longest context that fits.")
+@click.option("--users", default=None, help="Serving: concurrent requests (continuous batching); 'max' = saturation.")
+@click.option("--prompt-tokens", "prompt_tokens", default="512", show_default=True, help="Serving: prompt length.")
+@click.option("--output-tokens", "output_tokens", default="256", show_default=True, help="Serving: output length.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+@_data_options
 def estimate(model: str, gpu: str, count: str, precision: str, workload: str, context: str | None, batch: str,
              currency: str, region: str, electricity: str | None, deployment: str | None, engine: str,
+             kv_cache: str, max_ctx: bool, users: str | None, prompt_tokens: str, output_tokens: str,
              fmt: str) -> None:
     """Memory, throughput and power of one configuration."""
     from ..estimate import Config
@@ -141,8 +182,13 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
-    if engine not in ("auto", "llama.cpp", "vllm", "transformers"):
-        raise InputError(f"--engine: unknown engine {engine!r}; allowed: auto, llama.cpp, vllm, transformers")
+    from ..estimate import ENGINES, KV_CACHE_BYTES
+
+    if engine not in ("auto", *ENGINES):
+        raise InputError(f"--engine: unknown engine {engine!r}; allowed: auto, {', '.join(ENGINES)}")
+    kv_types = ("fp16", "fp8", "q8_0", "q4_0")
+    if kv_cache != "auto" and (kv_cache not in kv_types or kv_cache not in KV_CACHE_BYTES):
+        raise InputError(f"--kv-cache: unknown KV cache type {kv_cache!r}; allowed: auto, {', '.join(kv_types)}")
     cat, _ = _load()
     if gpu not in cat.gpus:
         raise InputError(f"--gpu: unknown GPU {gpu!r}; closest: {closest(gpu, list(cat.gpus))}")
@@ -158,8 +204,26 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
                  workload=req.workload, context=req.context, batch=req.batch,
                  electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue,
-                 engine=None if engine == "auto" else engine)
-    est = run_estimate(cat, cfg).to_dict()
+                 engine=None if engine == "auto" else engine, kv_cache=None if kv_cache == "auto" else kv_cache)
+    result = run_estimate(cat, cfg)
+    est = result.to_dict()
+    if max_ctx:
+        from ..estimate import fits_context, max_context
+
+        est["max_context"] = max_context(cat, cfg, fits_context(cat, cfg, result.engine))
+    if users is not None:
+        from ..estimate import serve
+
+        n_users = None if users == "max" else int(parse_number(users, "--users"))
+        p_tok = int(parse_number(prompt_tokens, "--prompt-tokens"))
+        o_tok = int(parse_number(output_tokens, "--output-tokens"))
+        if WORKLOADS_TRAIN(req.workload):
+            raise InputError("--users: serving is modelled for inference workloads only")
+        sv = serve(cat, cfg, n_users, p_tok, o_tok)
+        est["serving"] = sv.to_dict()
+        from ..estimate import figure_range
+
+        est["serving"]["range"] = figure_range(cat, "serving_tokens_per_s", cfg, sv.engine, sv.total_tps)
     if req.model_note:
         est["assumptions"].insert(0, req.model_note)
     doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
@@ -175,6 +239,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
 @cli.command()
 @click.argument("what", type=str)
 @click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+@_data_options
 def catalog(what: str, fmt: str) -> None:
     """List the fact catalogs: gpus, models or precisions."""
     from ..render import to_json
@@ -183,25 +248,47 @@ def catalog(what: str, fmt: str) -> None:
     if what not in ("gpus", "models", "precisions"):
         raise InputError(f"catalog: unknown catalog {what!r}; allowed: gpus, models, precisions")
     rows: list[dict[str, Any]] = []
+    def num(v: float | None, width: int, fmt: str = ".1f") -> str:
+        # A value the catalog does not know prints as "unknown", never as 0.
+        return f"{v:{width}{fmt}}" if v is not None else f"{'unknown':>{width}}"
+
     if what == "gpus":
         for g in cat.gpus.values():
             rows.append({"id": g.id, "name": g.name, "architecture": g.architecture, "memory_gib": g.memory_gib,
+                         "usable_memory_gib": g.usable_memory_gib, "memory_type": g.memory_type,
                          "bandwidth_gbs": g.bandwidth_gbs, "bf16_tflops": g.tflops_bf16, "fp8_tflops": g.tflops_fp8,
                          "board_power_w": g.board_power_w, "nvlink": g.nvlink, "p2p": g.p2p,
-                         "price_usd": g.price_usd, "price_date": g.price_date, "counts": list(g.counts)})
-        header = (f"{'id':18} {'architecture':12} {'GiB':>5} {'GB/s':>6} {'BF16 TF':>8} {'FP8 TF':>7} {'W':>5} "
-                  f"{'USD':>8} date")
-        lines = [f"{r['id']:18} {r['architecture']:12} {r['memory_gib']:5g} {r['bandwidth_gbs']:6g} "
-                 f"{(r['bf16_tflops'] or 0):8.1f} {(r['fp8_tflops'] or 0):7.1f} {r['board_power_w']:5g} "
-                 f"{r['price_usd']:8,.0f} {r['price_date']}" for r in rows]
+                         "link": {"kind": g.link_kind, "gbs": g.link_gbs, "max_gpus": g.link_max_gpus},
+                         "availability": g.availability, "availability_date": g.availability_date,
+                         "sold_in": {"unit": g.sold_in, "gpus": g.gpus_per_unit},
+                         "price_usd": g.price_usd, "price_cny": g.price_cny, "price_date": g.price_date,
+                         "price_condition": g.price_condition, "counts": list(g.counts)})
+        header = (f"{'id':22} {'architecture':12} {'GiB':>5} {'usable':>6} {'memory':8} {'GB/s':>6} {'BF16 TF':>8} "
+                  f"{'FP8 TF':>8} {'W':>5} {'link':16} {'availability':13} {'USD':>9} {'condition':12} price date")
+        lines = []
+        for r in rows:
+            lk = r["link"]
+            link = lk["kind"] + (f" {lk['gbs']:g}" if lk["gbs"] else "")
+            lines.append(f"{r['id']:22} {r['architecture']:12} {r['memory_gib']:5g} {r['usable_memory_gib']:6g} "
+                         f"{r['memory_type']:8} {r['bandwidth_gbs']:6g} {num(r['bf16_tflops'], 8)} "
+                         f"{num(r['fp8_tflops'], 8)} {r['board_power_w']:5g} {link:16} {r['availability']:13} "
+                         f"{r['price_usd']:9,.0f} {r['price_condition']:12} {r['price_date']}")
+        from ..catalog import source_report
+
+        lines += ["", source_report(cat).line()]
     elif what == "models":
         for m in cat.models.values():
             rows.append({"id": m.id, "name": m.name, "params": m.params, "layers": m.layers, "hidden": m.hidden_size,
                          "heads": m.attention_heads, "kv_heads": m.kv_heads, "max_context": m.max_context,
-                         "experts": m.experts, "licence": m.licence})
-        header = f"{'id':16} {'params':>8} {'layers':>6} {'heads':>5} {'kv':>3} {'context':>7} licence"
-        lines = [f"{r['id']:16} {r['params'] / 1e9:7.2f}B {r['layers']:6} {r['heads']:5} {r['kv_heads']:3} "
-                 f"{r['max_context']:7} {r['licence']}" for r in rows]
+                         "experts": m.experts, "active_params": m.active_params,
+                         "local_attention": m.local_attention
+                         and f"{m.local_layers}x{m.local_attention} {m.local_window}",
+                         "licence": m.licence})
+        header = (f"{'id':30} {'params':>8} {'active':>8} {'layers':>6} {'heads':>5} {'kv':>3} {'context':>8} "
+                  f"{'local attention':20} licence")
+        lines = [f"{r['id']:30} {r['params'] / 1e9:7.2f}B {r['active_params'] / 1e9:7.2f}B {r['layers']:6} "
+                 f"{r['heads']:5} {r['kv_heads']:3} {r['max_context']:8} {r['local_attention'] or '-':20} "
+                 f"{r['licence']}" for r in rows]
         lines.append("")
         lines.append("size shorthands: " + ", ".join(f"{k} -> {v}" for k, v in cat.shorthands.items()))
     else:

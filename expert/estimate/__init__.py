@@ -5,10 +5,16 @@ in words a reviewer can check. Formulas (see docs/estimator.md for the derivatio
 
 - weights   = linear params x bits/8 + embedding params x embedding bits/8          (memory.py)
 - KV cache  = 2 x layers x kv_heads x head_dim x bytes x tokens x batch  (GQA-aware)  (memory.py)
-- decode    = bytes read per step / (bandwidth x achievable fraction) + layers x launch overhead (decode.py)
+- decode    = max(bytes read / (bandwidth x fraction), FLOPs / (peak x fraction)) + per-layer and per-step
+              overheads of the engine + all-reduce                                    (decode.py)
 - prefill   = (2 x active params + attention) FLOPs per token / (peak x MFU)        (prefill.py)
 - training  = (6 + recompute) x params FLOPs per token / (peak x HFU) + exposed gradient traffic (training.py)
+- serving   = continuous batching at a load: the decode step with prefill riding along (serving.py)
+- offload   = llama.cpp layers beyond GPU memory run at host-memory bandwidth       (offload.py)
 - links     = NVLink inside its domain, PCIe inside one server, the network beyond  (links.py)
+
+Each throughput figure carries low / expected / high (residual quantiles of the validation set per kind and
+GPU family, facts/efficiency.yaml `ranges`) and its provenance: measured | derived | assumed.
 """
 
 from __future__ import annotations
@@ -17,20 +23,63 @@ from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
 from .config import GIB, Config, Estimate
 from .decode import decode
-from .engines import constant, engine_efficiency, pick_engine
+from .engines import ENGINES, constant, engine_efficiency, memory_system, pick_engine
 from .links import Link, link_for
-from .memory import estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
+from .memory import KV_CACHE_BYTES, estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
+from .offload import max_context, partial_offload
 from .power import power
 from .prefill import prefill
+from .serving import Serving, serve
 from .training import train_rate
 
-__all__ = ["GIB", "Config", "Estimate", "Link", "constant", "decode_rate", "engine_efficiency", "estimate",
-           "kv_bytes_per_token", "link_for", "lora_params", "pick_engine", "weight_bytes"]
+__all__ = ["ENGINES", "GIB", "KV_CACHE_BYTES", "Config", "Estimate", "Link", "Serving", "constant", "decode_rate",
+           "engine_efficiency", "estimate", "family", "fits_context", "kv_bytes_per_token", "link_for", "lora_params",
+           "max_context", "memory_system", "partial_offload", "pick_engine", "figure_range", "serve", "weight_bytes"]
 
 
 def decode_rate(cat: Catalog, est: Estimate, batch: int) -> float:
     """Aggregate decode tokens/s of an estimated inference configuration at another batch size."""
     return decode(cat, est.config, est.engine, est.parallelism, batch)[0]
+
+
+def family(cat: Catalog, gpu) -> str:
+    """GPU family for accuracy ranges: software stack x memory system (cuda-hbm, cuda-gddr, metal-unified...)."""
+    return f"{gpu.stack}-{memory_system(cat, gpu)}"
+
+
+def measured_key(kind: str, cfg: Config, engine: str) -> str:
+    c = cfg
+    return f"{kind}|{c.model.id}|{c.gpu.id}|{c.count}|{c.precision.id}|{engine}|{c.context}|{c.batch}"
+
+
+def figure_range(cat: Catalog, kind: str, cfg: Config, engine: str, value: float | None,
+                 entry: dict | None = None) -> dict | None:
+    """low / expected / high of one figure and where it comes from.
+
+    The band is the 5th-95th percentile of published/estimated over the validation records of this kind
+    and GPU family (benchmarks/calibrate.py writes it); `measured` when a validation record has exactly
+    this configuration, `assumed` when the efficiency entry is an engineering assumption, else `derived`."""
+    if value is None:
+        return None
+    ranges = cat.efficiency.get("ranges", {}).get(kind, {})
+    band = ranges.get(family(cat, cfg.gpu)) or ranges.get("all") or {"low": 1.0, "high": 1.0}
+    measured = cat.efficiency.get("measured", {}).get(measured_key(kind, cfg, engine))
+    if measured is not None:
+        prov, basis = "measured", measured["record"]
+    elif entry is not None and set(entry.get("sources", ())) <= {"ENGINEERING_ASSUMPTION"}:
+        prov, basis = "assumed", entry.get("basis", "")
+    else:
+        prov, basis = "derived", "formula with cited factors (docs/estimator.md, facts/efficiency.yaml)"
+    return {"low": value * band["low"], "expected": value, "high": value * band["high"], "provenance": prov,
+            "basis": basis}
+
+
+def fits_context(cat: Catalog, cfg: Config, engine: str):
+    """A predicate: does this configuration hold a KV cache of `context` tokens?"""
+    def fits(context: int) -> bool:
+        trial = Config(**{**cfg.__dict__, "context": max(int(context), 1)})
+        return estimate_memory(cat, trial, engine, []).fits
+    return fits
 
 
 def estimate(cat: Catalog, cfg: Config) -> Estimate:
@@ -42,18 +91,33 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
     mem = estimate_memory(cat, cfg, engine, notes)
     link = link_for(cat, g, n)
     decode_tps = prefill_tps = train_tps = None
+    entries: dict[str, dict | None] = {}
     if not wl.trains:
         decode_tps, read, comm, d = decode(cat, cfg, engine, mem.parallelism, cfg.batch)
+        entries["decode_tokens_per_s"] = d
+        entries["prefill_tokens_per_s"] = engine_efficiency(cat, "prefill", engine, g)
         notes.append(
-            f"decode ({engine} on {g.stack}): {read / 1e9:.2f} GB read per step at "
+            f"decode ({engine} on {g.stack}, {memory_system(cat, g)} memory): {read / 1e9:.2f} GB read per step at "
             f"{d['bandwidth_fraction']:.0%} of {g.bandwidth_gbs:g} GB/s, + {d['layer_overhead_us']:g} us per layer"
+            + (f" + {d['step_overhead_us']:g} us per step" if d.get("step_overhead_us") else "")
             + (f", + {comm * 1e3:.2f} ms {link.kind} all-reduce" if comm and mem.parallelism != "layer-split" else "")
         )
         bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
         prefill_tps = prefill(cat, cfg, engine, mem.parallelism, read, bw, link, notes)
     else:
         train_tps = train_rate(cat, cfg, mem.checkpointing, link, notes)
+        entries["train_tokens_per_s"] = cat.efficiency["constants"]["training_hfu"]
     pw = power(cat, cfg, train_tps if wl.trains else decode_tps, notes)
     throughput = {"decode_tokens_per_s": decode_tps, "prefill_tokens_per_s": prefill_tps,
                   "train_tokens_per_s": train_tps}
-    return Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link, notes)
+    est = Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link, notes)
+    est.ranges = {k: figure_range(cat, k, cfg, engine, v, entries.get(k)) for k, v in throughput.items()
+                  if v is not None}
+    if not mem.fits and engine == "llama.cpp":
+        off = partial_offload(cat, cfg, mem.breakdown)
+        if off is not None:
+            est.offload = off
+            notes.append(f"partial CPU offload (llama.cpp -ngl {off.gpu_layers}): {off.cpu_layers} of "
+                         f"{cfg.model.layers} layers in host RAM at {off.host_bandwidth_gbs:.0f} GB/s achievable; "
+                         f"decode {off.decode_tokens_per_s:.1f} tokens/s, limited by the {off.limited_by}")
+    return est

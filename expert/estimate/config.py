@@ -21,6 +21,7 @@ class Config:
     context: int = 2048
     batch: int = 1
     engine: str | None = None  # None: the estimator picks the engine that runs this precision
+    kv_cache: str | None = None  # fp16 | fp8 | q8_0 | q4_0; None: the engine's default (16-bit)
     electricity_per_kwh: float = 0.11  # in `currency`
     currency: str = "USD"
     pue: float = 1.0
@@ -37,6 +38,8 @@ class Estimate:
     power: dict[str, float]
     link: Link  # the GPU-to-GPU path the communication was costed on (rules read the same one)
     assumptions: list[str] = field(default_factory=list)
+    ranges: dict[str, dict | None] = field(default_factory=dict)  # per throughput figure: low/expected/high
+    offload: Any = None  # offload.Offload when llama.cpp would run the model partly from host RAM
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
@@ -49,11 +52,19 @@ class Estimate:
             "context": c.context,
             "batch": c.batch,
             "engine": self.engine,
+            "kv_cache": c.kv_cache or ("fp32" if c.precision.id == "fp32" else "fp16"),
             "parallelism": self.parallelism,
             "link": self.link.kind,
             "memory_gib": {k: round(v, 3) for k, v in self.memory_gib.items()},
             "fits": self.fits,
             "throughput": {k: (None if v is None else round(v, 2)) for k, v in self.throughput.items()},
             "power": {k: round(v, 4) for k, v in self.power.items()},
+            "ranges": {k: (None if v is None else {f: (round(x, 2) if isinstance(x, float) else x)
+                                                    for f, x in v.items()}) for k, v in self.ranges.items()},
+            "offload": None if self.offload is None else {
+                "gpu_layers": self.offload.gpu_layers, "cpu_layers": self.offload.cpu_layers,
+                "decode_tokens_per_s": round(self.offload.decode_tokens_per_s, 2),
+                "host_bandwidth_gbs": round(self.offload.host_bandwidth_gbs, 1),
+                "limited_by": self.offload.limited_by},
             "assumptions": list(self.assumptions),
         }

@@ -6,7 +6,7 @@ from ..catalog import Catalog, Model
 from .config import Config
 from .engines import constant, engine_efficiency
 from .links import link_for
-from .memory import kv_bytes_per_token, weight_bytes
+from .memory import cached_tokens, kv_bytes_per_token, weight_bytes
 
 
 def unique_expert_fraction(model: Model, batch: int) -> float:
@@ -17,33 +17,60 @@ def unique_expert_fraction(model: Model, batch: int) -> float:
     return 1 - (1 - k / e) ** batch
 
 
-def decode(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int) -> tuple[float, float, float, dict]:
-    """Decode tokens/s for `batch` sequences: (rate, bytes read per step, all-reduce time, efficiency entry).
-
-    step = max(bytes read / (bandwidth x fraction), FLOPs / (peak x fraction)) + layers x overhead + comm."""
-    m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
-    d = engine_efficiency(cat, "decode", engine, g)
-    bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
+def weights_read(cfg: Config, batch: int) -> float:
+    """Weight bytes one decode step streams: the body (MoE: the experts `batch` tokens touch) + the lm_head."""
+    m, p = cfg.model, cfg.precision
     emb_bytes = m.embedding_params * p.embedding_bits / 8
     body = weight_bytes(m, p) - emb_bytes
     if m.experts:
-        expert_bytes = m.experts * m.params_per_expert_layer * m.layers * p.bits_per_weight / 8
+        routed = getattr(m, "routed_expert_params", None) or m.experts * m.params_per_expert_layer * m.layers
+        expert_bytes = routed * p.bits_per_weight / 8
         body = body - expert_bytes + expert_bytes * unique_expert_fraction(m, batch)
     # Decode reads the lm_head, not the whole embedding table: one of the two (tied: the same) matrices.
-    read = body + m.vocab_size * m.hidden_size * p.embedding_bits / 8 + kv_bytes_per_token(m, p) * cfg.context * batch
-    launch = m.layers * d["layer_overhead_us"] * 1e-6
+    return body + m.vocab_size * m.hidden_size * p.embedding_bits / 8
+
+
+def overheads(d: dict, layers: int) -> float:
+    """Per-step host/launch cost: per-layer kernel launches (eager engines) plus a fixed per-step cost
+    (sampling, scheduling, one CUDA-graph replay)."""
+    return (layers * d["layer_overhead_us"] + d.get("step_overhead_us", 0.0)) * 1e-6
+
+
+def step_time(cat: Catalog, cfg: Config, d: dict, parallelism: str, batch: int, context: float,
+              tokens: float | None = None, compute_fraction: float | None = None) -> tuple[float, float, float, float]:
+    """Seconds of one decode step for `batch` sequences with `context` tokens cached each, processing
+    `tokens` tokens in all (default: one per sequence; continuous batching adds prefill chunks).
+
+    Returns (step, bytes read, memory time, compute time): step = max(memory, compute) + overheads + comm."""
+    m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
+    tokens = batch if tokens is None else tokens
+    bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
+    # Sliding/chunked layers (Gemma 3, Llama 4, gpt-oss) read only the window they keep.
+    kv_tokens = cached_tokens(m, context)
+    read = weights_read(cfg, batch) + kv_bytes_per_token(m, p, cfg.kv_cache) * kv_tokens * batch
     peak = (g.peak_tflops(p.compute) or g.tflops_fp16 or 1.0) * 1e12
-    compute = 2 * m.active_params * batch / (peak * n * d["compute_fraction"])
+    attn = 4 * m.layers * kv_tokens * m.attention_heads * m.head_dim * batch
+    flops = 2 * m.active_params * tokens + attn
+    frac = compute_fraction or d["compute_fraction"]
     if parallelism == "layer-split":
         # Layers run one GPU after another: capacity adds up, speed does not.
-        t_mem = read / bw
+        t_mem, t_c = read / bw, flops / (peak * frac)
         comm = (n - 1) * constant(cat, "layer_split_hop_us") * 1e-6
     else:
-        t_mem = read / (bw * n)
+        t_mem, t_c = read / (bw * n), flops / (peak * n * frac)
         comm = 0.0
         if n > 1:
             link = link_for(cat, g, n)
-            msg = batch * m.hidden_size * 2
+            msg = tokens * m.hidden_size * 2
             comm = 2 * m.layers * (link.latency_s + 2 * msg * (n - 1) / n / (link.gbs * 1e9))
-    step = max(t_mem, compute) + launch + comm
+    return max(t_mem, t_c) + overheads(d, m.layers) + comm, read, t_mem, t_c
+
+
+def decode(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int,
+           context: float | None = None) -> tuple[float, float, float, dict]:
+    """Decode tokens/s for `batch` sequences: (rate, bytes read per step, all-reduce time, efficiency entry)."""
+    d = engine_efficiency(cat, "decode", engine, cfg.gpu)
+    ctx = cfg.context if context is None else context
+    step, read, t_mem, t_c = step_time(cat, cfg, d, parallelism, batch, ctx)
+    comm = step - max(t_mem, t_c) - overheads(d, cfg.model.layers)
     return batch / step, read, comm, d

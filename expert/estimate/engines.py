@@ -7,10 +7,31 @@ from typing import Any
 from ..catalog import Catalog, Gpu, Precision
 from ..core.workloads import WORKLOADS
 
+# The engines `estimate --engine` and `advise --engine` accept. Each has an entry in facts/efficiency.yaml
+# `engines` (execution mode, what it runs on) and falls back to the calibration of the engine it names as `like`.
+ENGINES = ("llama.cpp", "vllm", "sglang", "tensorrt-llm", "transformers", "exllamav2", "mlc", "mlx")
+
 
 def constant(cat: Catalog, name: str) -> float:
     """A named calibration constant of facts/efficiency.yaml (each has a source and a basis there)."""
     return float(cat.efficiency["constants"][name]["value"])
+
+
+def memory_system(cat: Catalog, gpu: Gpu) -> str:
+    """hbm | gddr | unified: what sets the achievable fraction of the datasheet bandwidth.
+
+    The catalog's memory_type where the GPU catalog states one, else facts/efficiency.yaml `memory_systems`
+    (sourced per GPU), else unified for Apple and GDDR for the rest (every consumer/workstation card)."""
+    kind = (getattr(gpu, "memory_type", None) or "").lower()
+    for name in ("hbm", "gddr"):
+        if name in kind:
+            return name
+    if "lpddr" in kind or "unified" in kind or gpu.stack == "metal":
+        return "unified"
+    for name, ids in cat.efficiency.get("memory_systems", {}).items():
+        if isinstance(ids, dict) and gpu.id in ids.get("gpus", ()):
+            return name
+    return "gddr"
 
 
 def pick_engine(gpu: Gpu, precision: Precision, workload: str) -> str:
@@ -22,10 +43,24 @@ def pick_engine(gpu: Gpu, precision: Precision, workload: str) -> str:
     return "vllm"
 
 
+def engine_info(cat: Catalog, engine: str) -> dict[str, Any]:
+    return cat.efficiency.get("engines", {}).get(engine, {})
+
+
 def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict[str, Any]:
-    """Most specific calibration entry: engine-stack-architecture, then engine-stack, then vLLM's."""
+    """Most specific calibration entry: engine-stack-architecture, engine-stack-memory system, engine-stack,
+    then the same for the engine this one is `like` (SGLang like vLLM, MLX like llama.cpp), then vLLM's."""
     table = cat.efficiency[section]
-    for key in (f"{engine}-{gpu.stack}-{gpu.architecture}", f"{engine}-{gpu.stack}", f"vllm-{gpu.stack}"):
+    mem = memory_system(cat, gpu)
+    seen = set()
+    name: str | None = engine
+    while name and name not in seen:
+        seen.add(name)
+        for key in (f"{name}-{gpu.stack}-{gpu.architecture}", f"{name}-{gpu.stack}-{mem}", f"{name}-{gpu.stack}"):
+            if key in table:
+                return table[key]
+        name = engine_info(cat, name).get("like")
+    for key in (f"vllm-{gpu.stack}-{mem}", f"vllm-{gpu.stack}", "vllm-cuda"):
         if key in table:
             return table[key]
     return table["vllm-cuda"]

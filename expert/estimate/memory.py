@@ -16,10 +16,27 @@ def weight_bytes(model: Model, precision: Precision) -> float:
     return (model.params - emb) * precision.bits_per_weight / 8 + emb * precision.embedding_bits / 8
 
 
-def kv_bytes_per_token(model: Model, precision: Precision) -> float:
-    # KV cache stays 16-bit unless the model itself runs in FP32 (vLLM kv_cache_dtype=auto; llama.cpp f16).
-    per_elem = 4 if precision.id == "fp32" else 2
+# Bytes per cached K/V element. fp8: one byte (vLLM/TensorRT-LLM kv_cache_dtype fp8); GGUF cache types are
+# ggml blocks of 32 values with one fp16 scale: q8_0 = (32 + 2) / 32, q4_0 = (16 + 2) / 32 (ggml-common.h).
+KV_CACHE_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+def kv_cache_dtype(precision: Precision, kv_cache: str | None = None) -> str:
+    """The KV cache type: as asked, else 16-bit unless the model itself runs in FP32 (vLLM kv_cache_dtype=auto;
+    llama.cpp -ctk/-ctv f16 by default)."""
+    return kv_cache or ("fp32" if precision.id == "fp32" else "fp16")
+
+
+def kv_bytes_per_token(model: Model, precision: Precision, kv_cache: str | None = None) -> float:
+    per_elem = KV_CACHE_BYTES[kv_cache_dtype(precision, kv_cache)]
     return 2 * model.layers * model.kv_heads * model.head_dim * per_elem
+
+
+def cached_tokens(model: Model, context: float) -> float:
+    """KV-cache token-layers of one sequence, in full-layer units: sliding-window layers keep at most their
+    window where the model type says so (Model.kv_cached_tokens), else every layer holds the whole context."""
+    per_model = getattr(model, "kv_cached_tokens", None)
+    return per_model(context) if per_model else float(context)
 
 
 def lora_params(model: Model, rank: int) -> int:
@@ -96,7 +113,7 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
         if n > 1:
             notes.append(f"weights, gradients and optimizer state sharded over {n} GPUs (FSDP / ZeRO-3)")
     else:
-        kv = kv_bytes_per_token(m, p) * ctx * batch / GIB
+        kv = kv_bytes_per_token(m, p, cfg.kv_cache) * cached_tokens(m, ctx) * batch / GIB
         # llama.cpp and vLLM prefill in chunks; HF transformers runs the whole prompt at once.
         chunk = int(constant(cat, "prefill_ubatch_tokens"))
         ubatch = ctx * batch if engine == "transformers" else min(ctx * batch, chunk)
@@ -105,7 +122,7 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
         activations = (ubatch * (4 * m.hidden_size + 2 * inter) * 2 + batch * m.vocab_size * 4) / GIB
         gqa = (f"GQA: {m.kv_heads} KV heads for {m.attention_heads} query heads" if m.kv_heads < m.attention_heads
                else f"no GQA: all {m.attention_heads} heads cached")
-        notes.append(f"KV cache in {'fp32' if p.id == 'fp32' else 'fp16'} for {ctx} tokens x batch {batch} ({gqa})")
+        notes.append(f"KV cache in {kv_cache_dtype(p, cfg.kv_cache)} for {ctx} tokens x batch {batch} ({gqa})")
         per_gpu = (weights + kv + activations) / n + overhead_per_gpu
         parallelism = "single" if n == 1 else ("layer-split" if engine == "llama.cpp" else "tensor-parallel")
         if n > 1:

@@ -14,7 +14,9 @@ def train_rate(cat: Catalog, cfg: Config, checkpointing: bool, link: Link, notes
     m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
     ctx, batch = cfg.context, cfg.batch
     wl = WORKLOADS[cfg.workload]
-    hfu = constant(cat, "training_hfu")
+    # Hardware FLOPs utilisation per architecture where the validation set fits one, else the common value.
+    per_arch = cat.efficiency.get("training", {}).get(f"{g.stack}-{g.architecture}")
+    hfu = per_arch["hfu"] if per_arch else constant(cat, "training_hfu")
     dtype = "bf16" if g.bf16 else "fp16"
     peak = (g.peak_tflops(dtype) or g.tflops_fp16 or 1.0) * 1e12
     if p.id == "fp8" and g.fp8:

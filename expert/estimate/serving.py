@@ -1,0 +1,82 @@
+"""Serving at a load: continuous batching of `users` concurrent requests of P prompt and O output tokens.
+
+One engine step decodes one token for every running sequence and, with chunked prefill, processes the
+prompt tokens of arriving requests alongside: in steady state P/O prompt tokens ride along with each output
+token. The step reads the weights once plus every sequence's KV cache (memory-bound regime) and computes
+2 x N_active FLOPs per processed token plus attention (compute-bound regime); the slower of the two sets
+the step time. Concurrency is capped by the KV cache that fits next to the weights and by the engine's
+maximum batch; users beyond that queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..catalog import Catalog
+from .config import GIB, Config
+from .decode import step_time
+from .engines import constant, engine_efficiency, engine_info, pick_engine
+from .memory import cached_tokens, estimate_memory, kv_bytes_per_token
+
+
+@dataclass(frozen=True)
+class Serving:
+    users: int | None  # concurrent requests asked for; None: saturation (requests fed at an infinite rate)
+    prompt_tokens: int
+    output_tokens: int
+    engine: str
+    running: int  # sequences in the batch: min(users, max_users_fitting, engine max batch)
+    total_tps: float  # output tokens/s over all users
+    per_user_tps: float  # decode speed one user sees (tokens/s), queueing included
+    ttft_s: float  # time to first token of one request at this load
+    saturation_tps: float  # output tokens/s with the batch as large as memory and engine allow
+    max_users_fitting: int  # sequences of P + O tokens whose KV cache fits next to the weights
+    regime: str  # memory-bound | compute-bound at this load
+    saturation_regime: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _rate(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int, p: int, o: int):
+    d = engine_efficiency(cat, "decode", engine, cfg.gpu)
+    mfu = engine_efficiency(cat, "prefill", engine, cfg.gpu)["mfu"]
+    # Each output token carries P/O prompt tokens of newly admitted requests (chunked prefill).
+    tokens = batch * (1 + p / o)
+    step, _, t_mem, t_c = step_time(cat, cfg, d, parallelism, batch, p + o / 2, tokens=tokens, compute_fraction=mfu)
+    return batch / step, step, "memory-bound" if t_mem >= t_c else "compute-bound"
+
+
+def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int) -> Serving:
+    """Throughput, per-user speed and time to first token of `users` concurrent requests (None: saturation)."""
+    p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
+    engine = cfg.engine or pick_engine(cfg.gpu, cfg.precision, cfg.workload)
+    mem = estimate_memory(cat, Config(**{**cfg.__dict__, "context": p + o, "batch": 1}), engine, [])
+    b = mem.breakdown
+    n = cfg.count
+    # Engines pre-allocate a share of GPU memory (vLLM gpu_memory_utilization, TensorRT-LLM free-memory fraction)
+    # and fill what the weights and activations leave with KV blocks.
+    pool = (b["available_per_gpu"] * constant(cat, "serving_memory_fraction") - b["overhead"] / n) * n
+    free = pool - b["weights"] - b["activations"]
+    kv_seq = kv_bytes_per_token(cfg.model, cfg.precision, cfg.kv_cache) * cached_tokens(cfg.model, p + o) / GIB
+    fitting = max(0, int(free // kv_seq)) if kv_seq > 0 else 0
+    cap = int(engine_info(cat, engine).get("max_batch", 256))
+    sat_batch = max(1, min(fitting, cap))
+    sat_tps, _, sat_regime = _rate(cat, cfg, engine, mem.parallelism, sat_batch, p, o)
+    running = sat_batch if users is None else max(1, min(int(users), sat_batch))
+    total, step, regime = _rate(cat, cfg, engine, mem.parallelism, running, p, o)
+    asked = running if users is None else max(int(users), 1)
+    per_user = total / asked
+    # First token: the request's prompt in one prefill pass (its FLOPs at the prefill MFU, or one weight
+    # stream, whichever is slower), then one decode step; plus the wait for a free slot when users queue.
+    g = cfg.gpu
+    peak = (g.peak_tflops(cfg.precision.compute) or g.tflops_fp16 or 1.0) * 1e12 * n
+    mfu = engine_efficiency(cat, "prefill", engine, g)["mfu"]
+    bw = g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", engine, g)["bandwidth_fraction"] * n
+    m = cfg.model
+    flops = p * (2 * m.active_params + 2 * m.layers * p * m.attention_heads * m.head_dim)
+    prefill_s = max(flops / (peak * mfu), b["weights"] * GIB / bw)
+    queue_s = max(0, asked - running) / max(running, 1) * o * step
+    ttft = prefill_s + step + queue_s
+    return Serving(users, p, o, engine, running, total, per_user, ttft, sat_tps, fitting, regime, sat_regime)
