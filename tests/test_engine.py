@@ -37,26 +37,32 @@ def fact(i: int, **over) -> dict:
 OPERATORS = """
 factor: precision
 rules:
-  - {id: precision/eq, title: t, when: {precision.id: fp8}, then: reject, because: b, source: s}
-  - {id: precision/ne, title: t, when: {precision.id: {ne: fp8}}, then: warn, because: b, source: s}
-  - {id: precision/gt, title: t, when: {precision.bits: {gt: 8.0}}, then: warn, because: b, source: s}
-  - {id: precision/ge, title: t, when: {precision.bits: {ge: 8.0}}, then: warn, because: b, source: s}
-  - {id: precision/lt, title: t, when: {precision.bits: {lt: 8.0}}, then: warn, because: b, source: s}
-  - {id: precision/le, title: t, when: {precision.bits: {le: 8.0}}, then: warn, because: b, source: s}
-  - {id: precision/in, title: t, when: {precision.id: {in: [int4, nf4]}}, then: warn, because: b, source: s}
-  - {id: precision/bool, title: t, when: {gpu.fp8: false}, then: warn, because: b, source: s}
+  - {id: precision/eq, title: t, when: {precision.id: fp8}, then: reject, because: b, sources: [S]}
+  - {id: precision/ne, title: t, when: {precision.id: {ne: fp8}}, then: warn, because: b, sources: [S]}
+  - {id: precision/gt, title: t, when: {precision.bits: {gt: 8.0}}, then: warn, because: b, sources: [S],
+     basis: {precision.bits: "assumption: test threshold"}}
+  - {id: precision/ge, title: t, when: {precision.bits: {ge: 8.0}}, then: warn, because: b, sources: [S],
+     basis: {precision.bits: "assumption: test threshold"}}
+  - {id: precision/lt, title: t, when: {precision.bits: {lt: 8.0}}, then: warn, because: b, sources: [S],
+     basis: {precision.bits: "assumption: test threshold"}}
+  - {id: precision/le, title: t, when: {precision.bits: {le: 8.0}}, then: warn, because: b, sources: [S],
+     basis: {precision.bits: "assumption: test threshold"}}
+  - {id: precision/in, title: t, when: {precision.id: {in: [int4, nf4]}}, then: warn, because: b, sources: [S]}
+  - {id: precision/bool, title: t, when: {gpu.fp8: false}, then: warn, because: b, sources: [S]}
   - id: precision/nested
     title: t
     when: {all: [{gpu.fp8: true}, {any: [{precision.id: int4}, {precision.bits: {ge: 16.0}}]}]}
     then: {prefer: 0.1}
     because: b
-    source: s
+    sources: [S]
+    basis: {precision.bits: "assumption: test threshold", weight: "assumption: test weight"}
   - id: precision/field-ref
     title: t
     when: {memory.per_gpu_gib: {gt: {field: memory.available_gib}}}
     then: {penalize: 0.2}
     because: b
-    source: s
+    sources: [S]
+    basis: {weight: "assumption: test weight"}
 """
 
 FACTS = [
@@ -122,7 +128,7 @@ def test_facts_no_rule_matches_are_handled_by_the_sink():
     rs = ruleset("""
 factor: precision
 rules:
-  - {id: precision/only-fp8, title: t, when: {precision.id: fp8}, then: reject, because: b, source: s}
+  - {id: precision/only-fp8, title: t, when: {precision.id: fp8}, then: reject, because: b, sources: [S]}
 """)
     got = fire(rs, FACTS)
     assert [(f.rule_id, f.fact_id) for f in got] == [("precision/only-fp8", 1)]
@@ -133,7 +139,7 @@ def test_a_request_where_nothing_matches_still_deletes_its_state():
     rs = ruleset("""
 factor: precision
 rules:
-  - {id: precision/never, title: t, when: {precision.id: none-such}, then: reject, because: b, source: s}
+  - {id: precision/never, title: t, when: {precision.id: none-such}, then: reject, because: b, sources: [S]}
 """)
     assert fire(rs, FACTS) == []
 
@@ -202,7 +208,7 @@ def test_a_factor_with_too_many_patterns_is_a_load_error(rules_copy):
 
     body = "factor: workload\nrules:\n" + "".join(
         f"  - {{id: workload/r{i}, title: t, when: {{req.budget: {{gt: {i}.0}}}}, then: warn, because: b, "
-        f"source: s}}\n" for i in range(60))
+        f"sources: [S], basis: {{req.budget: 'assumption: test'}}}}\n" for i in range(60))
     (rules_copy / "workload.yaml").write_text(body)
     with pytest.raises(RuleError, match=r"rules/workload\.yaml:1: .*distinct condition patterns"):
         load_rules(rules_copy)

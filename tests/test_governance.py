@@ -27,7 +27,7 @@ def test_rules_list_and_factor_filter():
 def test_rules_show_prints_the_rule_its_source_and_scenarios():
     r = run_cli("rules", "show", "ecosystem/export-restricted-china")
     assert r.code == 0
-    assert "rules/ecosystem.yaml:" in r.out and "source:" in r.out
+    assert "rules/ecosystem.yaml:" in r.out and "sources:" in r.out and "BIS_" in r.out
     assert re.search(r"fires in \d+ scenario", r.out)
     unknown = run_cli("rules", "show", "precision/fp8-needs-hopper")
     assert unknown.code == 2 and "closest: precision/fp8-needs-ada-hopper" in unknown.err
@@ -50,7 +50,8 @@ def test_rules_check_reports_all_problems_with_file_line_and_id(rules_copy):
     when: {model.params_b: {gt: 100000.0}}
     then: warn
     because: "never"
-    source: "test"
+    sources: [VLLM_ENGINE_ARGS]
+    basis: {model.params_b: "assumption: larger than any model"}
 
   - id: precision/prefers-what-is-rejected
     title: Contradiction
@@ -60,14 +61,15 @@ def test_rules_check_reports_all_problems_with_file_line_and_id(rules_copy):
         - gpu.bf16: false
     then: {prefer: 0.1}
     because: "contradiction"
-    source: "test"
+    sources: [VLLM_ENGINE_ARGS]
+    basis: {weight: "assumption: test"}
 
   - id: precision/unknown-field
     title: Bad field
     when: {gpu.warp_drive: true}
     then: warn
     because: "x"
-    source: "test"
+    sources: [VLLM_ENGINE_ARGS]
 """
     (rules_copy / "precision.yaml").write_text(text)
     problems = check_problems(rules_dir=rules_copy)

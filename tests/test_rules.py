@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from expert.core.errors import RuleError
-from expert.rulelang import ACTIONS, FACTORS, load_rules
+from expert.rulelang import ACTIONS, FACTORS, check_sources, load_rules
+from expert.rulelang.load import check_basis
 
 
 def test_at_least_35_rules_covering_every_factor_and_action(rules):
@@ -17,13 +18,17 @@ def test_at_least_35_rules_covering_every_factor_and_action(rules):
     assert {r.action.kind for r in rules.rules} == set(ACTIONS)
 
 
-def test_every_rule_has_id_factor_title_because_and_source(rules):
+def test_every_rule_has_id_factor_title_because_sources_and_bases(cat, rules):
     ids = [r.id for r in rules.rules]
     assert len(ids) == len(set(ids))
     for r in rules.rules:
         assert re.fullmatch(r"[a-z_]+/[a-z0-9-]+", r.id), r.id
         assert r.id.split("/")[0] == r.factor
-        assert r.title.strip() and r.because.strip() and len(r.source.strip()) > 10, r.id
+        assert r.title.strip() and r.because.strip() and r.sources, r.id
+        for sid in r.sources:
+            assert cat.sources[sid].address().startswith("https://"), (r.id, sid)
+        assert check_basis(r) is None, r.id
+    assert check_sources(rules, cat.sources) == []
 
 
 def test_every_because_renders_in_the_sandbox(rules):
@@ -43,7 +48,7 @@ rules:
     when: {WHEN}
     then: {THEN}
     because: "{BECAUSE}"
-    source: "a datasheet"
+    sources: [VLLM_ENGINE_ARGS]
 """
 
 
@@ -90,10 +95,47 @@ def test_rule_id_must_match_the_file_factor(rules_copy):
         load_rules(rules_copy)
 
 
-def test_missing_source_is_rejected(rules_copy):
-    _write(rules_copy, _rule().replace('    source: "a datasheet"\n', ""))
-    with pytest.raises(RuleError, match=r"source: required field missing"):
+def test_missing_sources_are_rejected(rules_copy):
+    _write(rules_copy, _rule().replace("    sources: [VLLM_ENGINE_ARGS]\n", ""))
+    with pytest.raises(RuleError, match=r"sources: required field missing"):
         load_rules(rules_copy)
+    _write(rules_copy, _rule().replace("[VLLM_ENGINE_ARGS]", "[]"))
+    with pytest.raises(RuleError, match=r"zz_test.yaml:\d+: rule 'precision/probe': sources: must list"):
+        load_rules(rules_copy)
+
+
+def test_unknown_source_ids_and_sources_without_address_are_reported(cat, rules_copy):
+    _write(rules_copy, _rule().replace("[VLLM_ENGINE_ARGS]", "[NO_SUCH_DOC]"))
+    problems = check_sources(load_rules(rules_copy), cat.sources)
+    assert any("zz_test.yaml" in p and "unknown source id 'NO_SUCH_DOC'" in p for p in problems)
+    no_address = next(sid for sid, s in cat.sources.items() if not s.address())
+    _write(rules_copy, _rule().replace("[VLLM_ENGINE_ARGS]", f"[{no_address}]"))
+    assert any("has no address" in p for p in check_sources(load_rules(rules_copy), cat.sources))
+
+
+@pytest.mark.parametrize("when, then, basis, message", [
+    ("{precision.bits: {lt: 8}}", "reject", None, r"basis: missing for precision.bits"),
+    ("{precision.id: fp8}", "{penalize: 0.2}", None, r"basis: missing for weight"),
+    ("{precision.bits: {lt: 8}}", "reject", {"precision.bits": "because I said so"}, r"must start with one of"),
+    ("{precision.id: fp8}", "reject", {"precision.id": "assumption: x"}, r"precision.id is not a threshold"),
+    ("{count: {in: [2, 4]}}", "reject", None, r"basis: missing for count"),
+])
+def test_every_threshold_and_weight_needs_a_basis(rules_copy, when, then, basis, message):
+    text = _rule(when=when, then=then)
+    if basis:
+        text += "    basis:\n" + "".join(f'      {k}: "{v}"\n' for k, v in basis.items())
+    _write(rules_copy, text)
+    with pytest.raises(RuleError, match=message):
+        load_rules(rules_copy)
+
+
+def test_a_rule_with_its_bases_loads(rules_copy):
+    text = _rule(when="{precision.bits: {lt: 8}}", then="{penalize: 0.2}") + (
+        '    basis:\n      precision.bits: "documented: 8-bit formats [VLLM_ENGINE_ARGS]"\n'
+        '      weight: "assumption: a 20 % price difference"\n')
+    _write(rules_copy, text)
+    r = load_rules(rules_copy).by_id["precision/probe"]
+    assert set(r.basis) == {"precision.bits", "weight"}
 
 
 def test_malformed_yaml_names_the_rule_file_and_line(rules_copy):

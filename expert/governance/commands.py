@@ -108,6 +108,15 @@ def check_problems(facts_dir: Path | None = None, rules_dir: Path | None = None,
         cat = load_catalog(facts_dir)
     except ExpertError as exc:
         return [*problems, str(exc)]
+    from ..core.paths import data_dir
+    from ..rulelang import check_sources
+    from ..store import policy_problems
+
+    problems += check_sources(rules, cat.sources)
+    try:
+        problems += policy_problems(rules_dir or data_dir("rules"), cat)
+    except ExpertError as exc:
+        problems.append(str(exc))
     canon: dict[str, list] = {}
     for r in rules.rules:
         canon.setdefault(json.dumps(r.when, sort_keys=True), []).append(r)
@@ -158,6 +167,25 @@ def rules_check(scenarios: str | None) -> None:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(1)
     click.echo("rules check: no problems")
+
+
+@rules_group.command("docs")
+@click.option("--output", "out_dir", default="docs/rules", show_default=True, help="Directory of the pages.")
+@click.option("--check", is_flag=True, help="Exit 1 if the committed pages differ from the rules (CI).")
+def rules_docs(out_dir: str, check: bool) -> None:
+    """Generate the rule reference (one page per factor) from rules/*.yaml."""
+    from ..store import load_all
+    from .ruledocs import write_docs
+
+    cat, rules = load_all()
+    changed = write_docs(rules, cat, Path(out_dir), check=check)
+    for name in changed:
+        click.echo(f"{'differs' if check else 'wrote'}: {Path(out_dir) / name}")
+    if check and changed:
+        click.echo("the rule reference is out of date: run `expert rules docs`", err=True)
+        sys.exit(1)
+    if not changed:
+        click.echo("rule reference: up to date")
 
 
 @rules_group.command("snapshots")

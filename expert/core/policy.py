@@ -1,0 +1,157 @@
+"""The decision policy (rules/policy.yaml): default requirements, deployment inference, precision tiers,
+serving and desk-side limits, cluster sizes, allowed software stacks.
+
+Data, not code: a change is a reviewable diff that `expert audit` replays over the corpus. Every
+number states its basis; bracketed ids in a basis name documents of the facts/ source registry
+(checked against the registry when the catalog is loaded, see store.load_all)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import RuleError
+from .paths import data_dir
+from .schema import Field, validate
+from .workloads import WORKLOADS
+from .yamlio import load_yaml_file, plain
+
+POLICY_FILE = "policy.yaml"
+_BASIS = Field("str", check=lambda s: None if re.match(r"(measured|documented|assumption): \S", s) else
+               "must start with measured:, documented: or assumption:")
+_VALUE = {"value": Field("num", min=0), "basis": _BASIS}
+_SERVING_REQ = {"users": Field("int", min=1, max=100000), "prompt_tokens": Field("int", min=1, max=10_000_000),
+                "output_tokens": Field("int", min=1, max=10_000_000), "min_tokens_per_s": Field("num", min=0.1),
+                "ttft_s": Field("num", min=0.01)}
+_TRAIN_REQ = {"tokens": Field("num", min=1), "deadline_days": Field("num", min=0.01)}
+_WORKLOAD_IDS = tuple(WORKLOADS)
+
+
+def _requirement_spec(workload: str) -> dict[str, Field]:
+    req = _TRAIN_REQ if WORKLOADS[workload].trains else _SERVING_REQ
+    return {"workstation": Field("map", spec=req), "datacenter": Field("map", spec=req), "basis": _BASIS}
+
+
+SPEC: dict[str, Field] = {
+    "deployment": Field("map", spec={"workstation_workloads": Field("list", item=Field("str", choices=_WORKLOAD_IDS)),
+                                     "workstation_below_usd": Field("map", spec=_VALUE)}),
+    "requirements": Field("map", spec={w: Field("map", spec=_requirement_spec(w)) for w in WORKLOADS}),
+    "auto_precisions": Field("map", spec={w: Field("list", item=Field("str")) for w in WORKLOADS}),
+    "quality_tiers": Field("list", item=Field("map", spec={"name": Field("str"), "min_bits": Field("num", min=0)})),
+    "quality_tiers_basis": _BASIS,
+    "serving": Field("map", spec={"max_batch": Field("map", values=Field("map", spec=_VALUE)),
+                                  "max_replicas": Field("map", spec=_VALUE)}),
+    "desk_side": Field("map", spec={"max_consumer_cards": Field("map", spec=_VALUE)}),
+    "clusters": Field("map", spec={"counts": Field("list", item=Field("int", min=2)), "basis": _BASIS}),
+    "stacks": Field("map", spec={**{w: Field("list", item=Field("str")) for w in WORKLOADS}, "basis": _BASIS}),
+}
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    min_bits: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    raw: dict[str, Any]
+    digest: str
+    file: str
+
+    def requirement(self, workload: str, deployment: str) -> dict[str, Any]:
+        return dict(self.raw["requirements"][workload][deployment])
+
+    def requirement_basis(self, workload: str) -> str:
+        return self.raw["requirements"][workload]["basis"]
+
+    @property
+    def workstation_workloads(self) -> tuple[str, ...]:
+        return tuple(self.raw["deployment"]["workstation_workloads"])
+
+    @property
+    def workstation_below_usd(self) -> float:
+        return float(self.raw["deployment"]["workstation_below_usd"]["value"])
+
+    def auto_precisions(self, workload: str) -> tuple[str, ...]:
+        return tuple(self.raw["auto_precisions"][workload])
+
+    @property
+    def tiers(self) -> tuple[Tier, ...]:
+        return tuple(Tier(t["name"], float(t["min_bits"])) for t in self.raw["quality_tiers"])
+
+    def tier_of(self, bits: float) -> int:
+        """Index of the quality tier of a weight format (0 = the best)."""
+        for i, t in enumerate(self.tiers):
+            if bits >= t.min_bits:
+                return i
+        return len(self.tiers) - 1
+
+    def max_batch(self, engine: str) -> int:
+        table = self.raw["serving"]["max_batch"]
+        return int((table.get(engine) or table["vllm"])["value"])
+
+    @property
+    def max_replicas(self) -> int:
+        return int(self.raw["serving"]["max_replicas"]["value"])
+
+    @property
+    def max_consumer_cards(self) -> int:
+        return int(self.raw["desk_side"]["max_consumer_cards"]["value"])
+
+    @property
+    def cluster_counts(self) -> tuple[int, ...]:
+        return tuple(self.raw["clusters"]["counts"])
+
+    def stacks(self, workload: str) -> tuple[str, ...]:
+        return tuple(self.raw["stacks"][workload])
+
+    def cited_sources(self) -> list[str]:
+        """Every [SOURCE_ID] named in a basis, to check against the facts/ registry."""
+        out: list[str] = []
+
+        def walk(v: Any) -> None:
+            if isinstance(v, dict):
+                for x in v.values():
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+            elif isinstance(v, str):
+                out.extend(re.findall(r"\[([A-Z0-9_]+)\]", v))
+
+        walk(self.raw)
+        return list(dict.fromkeys(out))
+
+
+def parse_policy(doc: Any, file: str) -> Policy:
+    validate(doc, {"policy": Field("map", spec=SPEC)}, file=file, entry="policy", error=RuleError)
+    raw = plain(doc["policy"])
+    for w, lst in raw["auto_precisions"].items():
+        if not lst:
+            raise RuleError(f"{file}: policy: auto_precisions.{w}: needs at least one precision")
+    if not raw["quality_tiers"] or raw["quality_tiers"][-1]["min_bits"] != 0:
+        raise RuleError(f"{file}: policy: quality_tiers: the last tier must have min_bits 0 (every format has a tier)")
+    return Policy(raw, "", file)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int, size: int) -> Policy:  # mtime and size: a changed file reloads
+    p = Path(path)
+    data = p.read_bytes()
+    pol = parse_policy(load_yaml_file(p, f"rules/{POLICY_FILE}"), f"rules/{POLICY_FILE}")
+    return Policy(pol.raw, hashlib.sha256(data).hexdigest()[:16], pol.file)
+
+
+def load_policy(rules_dir: Path | None = None) -> Policy:
+    """The policy beside the rules (rules/policy.yaml, or $GPU_EXPERT_RULES/policy.yaml)."""
+    path = (rules_dir or data_dir("rules")) / POLICY_FILE
+    try:
+        st = path.stat()
+    except OSError:
+        raise RuleError(f"{path}: missing decision policy file (rules/{POLICY_FILE})") from None
+    return _load(str(path), st.st_mtime_ns, st.st_size)
