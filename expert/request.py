@@ -6,6 +6,7 @@ import difflib
 import json
 import math
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,30 @@ def closest(name: str, choices: list[str], n: int = 3) -> str:
     return ", ".join(hits) if hits else ", ".join(sorted(choices)[:n])
 
 
+_THOUSANDS = re.compile(r"[-+]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?\s*[kKmMbBgGtT]?")
+# Longest --model shown back in a message, and the largest config.json read (real ones are a few KiB).
+_SHOWN_CHARS = 80
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
+def _shown(text: Any) -> str:
+    """A value as quoted in an error message: repr (so control characters show as escapes), shortened."""
+    s = repr(str(text))
+    return s if len(s) <= _SHOWN_CHARS else s[:_SHOWN_CHARS - 4] + "...'"
+
+
 def parse_number(text: str | float | int, what: str, *, allow_zero: bool = False) -> float:
     """A finite, positive number; `2T`, `500M`, `20k` suffixes are accepted."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = float(text)
     else:
-        s = str(text).strip().replace(",", "").replace("_", "")
+        s = str(text).strip().replace("_", "")
+        if "," in s:
+            # Commas only as thousands separators: '20.000,50' (a European 20,000.50) must not read as 20.
+            if not _THOUSANDS.fullmatch(s):
+                raise InputError(f"{what}: {_shown(text)} is not a number: commas may only separate thousands "
+                                 "(groups of 3 digits, e.g. 20,000 or 20,000.50)")
+            s = s.replace(",", "")
         m = re.fullmatch(r"([-+]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)", s)
         if not m:
             raise InputError(f"{what}: {text!r} is not a number (expected e.g. 20000, 2.5, 20k, 2T)")
@@ -129,18 +148,29 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
         model = cat.models[cat.shorthands[key]]
         return model, f"'{raw}' resolved to {model.id} ({model.name}), the documented default for that size"
     p = Path(raw)
-    if raw.endswith(".json") or p.is_file() or p.is_dir():
+    try:
+        is_path = raw.endswith(".json") or p.exists()
         if p.is_dir():
             p = p / "config.json"
-        if not p.exists():
+        st = p.stat() if is_path and p.exists() else None
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise InputError(f"--model {_shown(raw)}: not a model id, and not a readable path "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    if is_path:
+        if st is None:
             raise InputError(f"--model {raw}: no such file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"--model {raw}: not a regular file (expected a Hugging Face config.json)")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"--model {raw}: {st.st_size:,} bytes is too large for a config.json "
+                             f"(at most {MAX_CONFIG_BYTES:,})")
         model = _model_from_config(p)
         return model, f"architecture read from {p}"
     normal = re.sub(r"[\s_]+", "-", key).replace("llama2", "llama-2").replace("llama3", "llama-3")
     if normal in cat.models:
         return cat.models[normal], None
     choices = sorted(cat.models) + sorted(cat.shorthands)
-    raise InputError(f"--model: unknown model {raw!r}; closest: {closest(key, choices)} "
+    raise InputError(f"--model: unknown model {_shown(raw)}; closest: {closest(key[:200], choices)} "
                      f"(see `expert catalog models`, or pass a config.json path)")
 
 

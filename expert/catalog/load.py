@@ -10,7 +10,7 @@ from typing import Any
 from ..core.errors import FactError, located
 from ..core.paths import data_dir
 from ..core.schema import Field, numeric_paths, opt, validate
-from ..core.yamlio import load_yaml_file, plain
+from ..core.yamlio import load_yaml_bytes, plain, read_data_file
 from .model import QUALITY_LEVELS, VERIFICATION, Catalog, Energy, Gpu, Model, Precision, Source, count_params
 
 
@@ -268,6 +268,8 @@ def _load_precisions(doc: Any, file: str) -> dict[str, Precision]:
     for e in _entries(doc, "precisions", file):
         eid = f"precision {e.get('id', '?')}" if isinstance(e, dict) else "precision"
         validate(e, PRECISION_SPEC, file=file, entry=eid, error=FactError)
+        if e["id"] in out:  # a second entry must not silently replace the first
+            raise FactError(located(file, e.line, eid, "duplicate id"))
         srcs = _check_sourced(e, file, eid, ())
         bits = float(e["bits_per_weight"])
         out[e["id"]] = Precision(
@@ -323,10 +325,11 @@ def load_catalog(root: Path | None = None) -> Catalog:
     for name in CATALOG_FILES:
         path = base / name
         display = f"facts/{name}"
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise FactError(f"{display}: missing fact catalog")
-        digest.update(path.read_bytes())
-        doc = load_yaml_file(path, display)
+        data = read_data_file(path, display)  # one bounded read: a FIFO or /dev/zero must not hang us
+        digest.update(data)
+        doc = load_yaml_bytes(data, display)
         _load_sources(doc, display, sources, raw_sources)
         docs[name] = doc
     gpus = _load_gpus(docs["gpus.yaml"], "facts/gpus.yaml")

@@ -20,6 +20,11 @@ class _Group(click.Group):
     """Turn click's multi-line usage errors into the one-line form every other error takes."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        from .streams import guarded
+
+        return guarded(lambda: self._main(*args, **kwargs), EXIT_BAD_INPUT)
+
+    def _main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
@@ -38,8 +43,6 @@ class _Group(click.Group):
         except ExpertError as exc:
             click.echo(f"expert: error: {exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except BrokenPipeError:
-            sys.exit(0)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv
@@ -226,6 +229,9 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         est["serving"]["range"] = figure_range(cat, "serving_tokens_per_s", cfg, sv.engine, sv.total_tps)
     if req.model_note:
         est["assumptions"].insert(0, req.model_note)
+    from .verdicts import warn_rejections
+
+    est["rejected_by"] = warn_rejections(req, gpu, int(n))
     doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
            "currency": req.currency, "electricity_note": req.electricity_note}
     if fmt == "json":

@@ -33,7 +33,12 @@ def repo_root(start: Path) -> Path:
 
 def materialize(root: Path, rev: str, dest: Path, dirs: tuple[str, ...] = ("facts", "rules")) -> None:
     """Copy `dirs` as they are at `rev` into `dest` (read through git objects only)."""
-    _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root)
+    if not rev or rev.startswith("-") or any(c.isspace() or not c.isprintable() for c in rev):
+        raise InputError(f"audit: {rev!r} is not a git revision (expected e.g. main, HEAD~1 or a commit id)")
+    try:
+        _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root)
+    except InputError:
+        raise InputError(f"audit: cannot resolve revision {rev!r} to a commit in {root}") from None
     for d in dirs:
         listing = _git(["ls-tree", "-r", "--name-only", rev, "--", d], root).decode().splitlines()
         (dest / d).mkdir(parents=True, exist_ok=True)

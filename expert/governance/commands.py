@@ -35,6 +35,8 @@ def rules_list(factor: str | None, fmt: str) -> None:
     from ..rulelang import FACTORS
     from ..store import load_all
 
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
     _, rules = load_all()
     if factor and factor not in FACTORS:
         raise InputError(f"--factor: unknown factor {factor!r}; allowed: {', '.join(FACTORS)}")
