@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 import stat
@@ -11,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, Model, count_params
+from .catalog import Catalog, Model
+from .catalog.hf_config import model_from_config
 from .core.errors import InputError
 from .core.workloads import WORKLOADS
 
@@ -100,42 +100,16 @@ def parse_number(text: str | float | int, what: str, *, allow_zero: bool = False
     return value
 
 
-def _model_from_config(path: Path) -> Model:
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"--model {path}: cannot read config.json: {exc.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"--model {path}: not a valid JSON config.json ({exc})") from None
-    if not isinstance(cfg, dict):
-        raise InputError(f"--model {path}: config.json must be a JSON object")
-    if "text_config" in cfg and isinstance(cfg["text_config"], dict):
-        cfg = {**cfg, **cfg["text_config"]}
-    need = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
-    missing = [k for k in need if not isinstance(cfg.get(k), int) or isinstance(cfg.get(k), bool) or cfg[k] <= 0]
-    if missing:
-        raise InputError(f"--model {path}: config.json lacks positive integer field(s) {', '.join(missing)}")
-    heads = cfg["num_attention_heads"]
-    kv = cfg.get("num_key_value_heads") or heads
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
-    if not all(isinstance(v, int) and v > 0 for v in (kv, head_dim)) or heads % kv:
-        raise InputError(f"--model {path}: num_key_value_heads must be a positive divisor of num_attention_heads")
-    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
-    arch = {
-        "layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"], "attention_heads": heads,
-        "kv_heads": kv, "head_dim": head_dim, "intermediate_size": cfg["intermediate_size"],
-        "vocab_size": cfg["vocab_size"], "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
-        "attention_bias": bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
-        "experts": experts,
-    }
-    name = cfg.get("_name_or_path") or path.parent.name or "custom"
-    return Model(
-        id=f"config:{path.name if path.parent.name == '' else path.parent.name}", name=str(name),
-        family=str(cfg.get("model_type", "custom")), hf_repo=None, licence="see the model card",
-        max_context=int(cfg.get("max_position_embeddings") or DEFAULT_CONTEXT),
-        active_experts=int(cfg.get("num_experts_per_tok") or 0) if experts else 0,
-        params=count_params(arch), sources=(), **{k: v for k, v in arch.items()},
-    )
+def resolve_precision(cat: Catalog, name: str) -> str:
+    """A precision id from an id or alias in any case (F16, BF16, Q4_K_M, AWQ, MXFP4), or `auto`."""
+    key = str(name).strip().lower()
+    if key == "auto" or key in cat.precisions:
+        return key
+    for p in cat.precisions.values():
+        if key in p.aliases:
+            return p.id
+    names = list(cat.precisions) + [a for p in cat.precisions.values() for a in p.aliases]
+    raise InputError(f"--precision: unknown precision {name!r}; closest: {closest(key, names)} (or auto)")
 
 
 def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
@@ -164,7 +138,7 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
         if st.st_size > MAX_CONFIG_BYTES:
             raise InputError(f"--model {raw}: {st.st_size:,} bytes is too large for a config.json "
                              f"(at most {MAX_CONFIG_BYTES:,})")
-        model = _model_from_config(p)
+        model = model_from_config(p)
         return model, f"architecture read from {p}"
     normal = re.sub(r"[\s_]+", "-", key).replace("llama2", "llama-2").replace("llama3", "llama-3")
     if normal in cat.models:
@@ -188,10 +162,7 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
     workload = str(workload).lower()
     if workload not in WORKLOADS:
         raise InputError(f"--workload: unknown workload {workload!r}; allowed: {', '.join(WORKLOADS)}")
-    precision = str(precision).lower()
-    if precision != "auto" and precision not in cat.precisions:
-        raise InputError(f"--precision: unknown precision {precision!r}; closest: "
-                         f"{closest(precision, list(cat.precisions))} (or auto)")
+    precision = resolve_precision(cat, precision)
     m, note = resolve_model(cat, model)
     budget_v = parse_number(budget, "--budget")
     if context is None:

@@ -19,6 +19,11 @@ def _slug(v: str) -> str | None:
     return None if re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", v) else f"{v!r} is not a lower-case slug"
 
 PRECISION_DTYPES = ("fp32", "fp16", "bf16", "fp8", "int8")
+MEMORY_TYPES = ("gddr5", "gddr6", "gddr6x", "gddr7", "hbm2", "hbm2e", "hbm3", "hbm3e", "lpddr5", "lpddr5x")
+# GPU-to-GPU fabrics; pcie covers P2P and host-bounce (costed from pcie_gen x lanes), none a single-GPU system.
+LINK_KINDS = ("none", "pcie", "nvlink", "nvlink-c2c", "infinity-fabric", "roce", "hccs")
+AVAILABILITY = ("on-sale", "used-only", "discontinued")
+SOLD_IN = ("card", "system", "baseboard", "rack", "module")
 REGIONS = ("global", "us", "eu", "china")
 
 _SOURCE_SPEC = {
@@ -57,13 +62,27 @@ GPU_SPEC: dict[str, Field] = {
         "pcie_gen": Field("int", nullable=True, min=0, max=6),
         "pcie_lanes": Field("int", nullable=True, min=0, max=16),
         "p2p": Field("bool"),
+        "link": Field("map", spec={
+            "kind": Field("str", choices=LINK_KINDS),
+            "gbs": Field("num", min=0, max=20000),  # bidirectional per GPU; 0 for pcie/none
+            "max_gpus": Field("int", min=0, max=576),
+        }),
     }),
     "physical": Field("map", spec={
         "form_factor": Field("str", choices=("pcie", "sxm", "oam", "system")),
         "slots": Field("int", min=0, max=5),
         "cooling": Field("str", choices=("open-air", "blower", "passive", "module", "system")),
     }),
-    "counts": Field("list", item=Field("int", min=1, max=64)),
+    "counts": Field("list", item=Field("int", min=1, max=576)),
+    "memory_type": Field("str", choices=MEMORY_TYPES + ("unified-lpddr5", "unified-lpddr5x")),
+    "availability": Field("map", spec={
+        "status": Field("str", choices=AVAILABILITY),
+        "date": Field("any"),  # when the status was checked (or the part was withdrawn)
+    }),
+    "sold_in": Field("map", spec={
+        "unit": Field("str", choices=SOLD_IN),
+        "gpus": Field("int", min=1, max=576),  # GPUs in the smallest unit a buyer can order
+    }),
     "ecc": Field("bool"),
     "launch_date": Field("str"),
     "features": Field("map", spec={
@@ -111,6 +130,18 @@ MODEL_SPEC: dict[str, Field] = {
     "experts": Field("int", min=0, max=1024),
     "active_experts": Field("int", min=0, max=1024),
     "params": Field("int", min=1_000_000, max=10**13),
+    "shared_experts": opt("int", min=0, max=64),
+    "expert_intermediate_size": opt("int", min=16, max=1_000_000),
+    "shared_expert_intermediate_size": opt("int", min=16, max=1_000_000),
+    "moe_layers": opt("int", min=0, max=1000),
+    "qk_norm": opt("bool"),
+    "norms_per_layer": opt("int", min=1, max=8),
+    "local_attention": opt("map", nullable=True, spec={
+        "kind": Field("str", choices=("sliding", "chunked")),
+        "window": Field("int", min=16, max=10_000_000),
+        "layers": Field("int", min=1, max=1000),
+    }),
+    "vision_params": opt("int", min=0, max=10**11),
     "notes": _NOTES,
     "sources": _SOURCES_MAP,
 }
@@ -128,6 +159,7 @@ PRECISION_SPEC: dict[str, Field] = {
     "trainable": Field("bool"),
     "quality": Field("str", choices=QUALITY_LEVELS),
     "quality_text": Field("str"),
+    "aliases": opt("list", item=Field("str")),
     "notes": _NOTES,
     "sources": _SOURCES_MAP,
 }
@@ -193,7 +225,9 @@ def _check_sourced(entry: dict, file: str, eid: str, groups: tuple[str, ...]) ->
 
 
 _MODEL_ARCH_FIELDS = ("layers", "hidden_size", "attention_heads", "kv_heads", "head_dim", "intermediate_size",
-                      "vocab_size", "max_context", "experts", "active_experts", "params")
+                      "vocab_size", "max_context", "experts", "active_experts", "params", "shared_experts",
+                      "expert_intermediate_size", "shared_expert_intermediate_size", "moe_layers",
+                      "norms_per_layer", "local_attention", "vision_params")
 
 
 def _load_gpus(doc: Any, file: str) -> dict[str, Gpu]:
@@ -207,6 +241,14 @@ def _load_gpus(doc: Any, file: str) -> dict[str, Gpu]:
         if e["features"]["fp8"] != (e["tflops"]["fp8"] is not None):
             raise FactError(located(file, e.line_of("features"), eid,
                                     "features.fp8 must agree with tflops.fp8 (null when unsupported)"))
+        lk = e["interconnect"]["link"]
+        if e["interconnect"]["nvlink"] != (lk["kind"] == "nvlink") or (
+                lk["kind"] == "nvlink" and lk["gbs"] != e["interconnect"]["nvlink_gbs"]):
+            raise FactError(located(file, e["interconnect"].line_of("link"), eid,
+                                    "interconnect.link must be nvlink, at nvlink_gbs, exactly when nvlink is true"))
+        if lk["kind"] not in ("pcie", "none") and (lk["gbs"] <= 0 or lk["max_gpus"] < 2):
+            raise FactError(located(file, e["interconnect"].line_of("link"), eid,
+                                    f"interconnect.link: a {lk['kind']} fabric needs gbs > 0 and max_gpus >= 2"))
         t, ic, ph, ft, sw, pr = (e["tflops"], e["interconnect"], e["physical"], e["features"], e["software"],
                                  e["price"])
         out[e["id"]] = Gpu(
@@ -217,9 +259,13 @@ def _load_gpus(doc: Any, file: str) -> dict[str, Gpu]:
             tflops_fp16=t["fp16"], tflops_bf16=t["bf16"], tflops_fp8=t["fp8"], tops_int8=t["int8"],
             tflops_fp32=t["fp32"], board_power_w=float(e["board_power_w"]),
             nvlink=ic["nvlink"], nvlink_gbs=float(ic["nvlink_gbs"]), nvlink_max_gpus=ic["nvlink_max_gpus"],
+            link_kind=lk["kind"], link_gbs=float(lk["gbs"]), link_max_gpus=lk["max_gpus"],
             pcie_gen=ic["pcie_gen"], pcie_lanes=ic["pcie_lanes"], p2p=ic["p2p"],
             form_factor=ph["form_factor"], slots=ph["slots"], cooling=ph["cooling"],
-            counts=tuple(sorted(set(e["counts"]))), ecc=e["ecc"], launch_date=str(e["launch_date"]),
+            counts=tuple(sorted(set(e["counts"]))), memory_type=e["memory_type"],
+            availability=e["availability"]["status"], availability_date=str(e["availability"]["date"]),
+            sold_in=e["sold_in"]["unit"], gpus_per_unit=e["sold_in"]["gpus"], ecc=e["ecc"],
+            launch_date=str(e["launch_date"]),
             bf16=ft["bf16"], fp8=ft["fp8"], flash_attention=ft["flash_attention"],
             datacenter_licence=ft["datacenter_licence"], stack=sw["stack"], vllm=sw["vllm"],
             tensorrt_llm=sw["tensorrt_llm"], llama_cpp=sw["llama_cpp"],
@@ -247,13 +293,26 @@ def _load_models(doc: Any, file: str) -> tuple[dict[str, Model], dict[str, str]]
         if e["kv_heads"] > e["attention_heads"] or e["attention_heads"] % e["kv_heads"]:
             raise FactError(located(file, e.line_of("kv_heads"), eid,
                                     "kv_heads must divide attention_heads"))
+        la = e.get("local_attention")
+        if la and la["layers"] > e["layers"]:
+            raise FactError(located(file, e.line_of("local_attention"), eid,
+                                    "local_attention.layers is more than the model's layers"))
+        if e["experts"] and not 0 < e["active_experts"] <= e["experts"]:
+            raise FactError(located(file, e.line_of("active_experts"), eid,
+                                    "active_experts must be between 1 and experts"))
         out[e["id"]] = Model(
             id=e["id"], name=e["name"], family=e["family"], hf_repo=e["hf_repo"], licence=e["licence"],
             layers=e["layers"], hidden_size=e["hidden_size"], attention_heads=e["attention_heads"],
             kv_heads=e["kv_heads"], head_dim=e["head_dim"], intermediate_size=e["intermediate_size"],
             vocab_size=e["vocab_size"], tied_embeddings=e["tied_embeddings"], attention_bias=e["attention_bias"],
             max_context=e["max_context"], experts=e["experts"], active_experts=e["active_experts"],
-            params=e["params"], sources=srcs,
+            params=e["params"], sources=srcs, shared_experts=e.get("shared_experts", 0),
+            expert_intermediate_size=e.get("expert_intermediate_size", 0),
+            shared_expert_intermediate_size=e.get("shared_expert_intermediate_size", 0),
+            moe_layers=e.get("moe_layers", 0), qk_norm=e.get("qk_norm", False),
+            norms_per_layer=e.get("norms_per_layer", 2),
+            local_attention=la["kind"] if la else None, local_window=la["window"] if la else 0,
+            local_layers=la["layers"] if la else 0, vision_params=e.get("vision_params", 0),
         )
     shorthands = doc.get("shorthands") or {}
     for short, target in shorthands.items():
@@ -277,8 +336,21 @@ def _load_precisions(doc: Any, file: str) -> dict[str, Precision]:
             embedding_bits=float(e.get("embedding_bits", bits)), compute=e["compute"],
             requires=tuple(e["requires"]), engines=tuple(e["engines"]), trainable=e["trainable"],
             quality=e["quality"], quality_text=e["quality_text"], sources=srcs,
+            aliases=tuple(str(a).lower() for a in e.get("aliases", ())),
         )
+        if e["id"] != e["id"].lower():
+            raise FactError(located(file, e.line_of("id"), eid, "precision ids are lower case (names match "
+                                    "case-insensitively)"))
     return out
+
+
+def _check_aliases(precisions: dict[str, Precision], file: str) -> None:
+    seen: dict[str, str] = {}
+    for p in precisions.values():
+        for name in (p.id, *p.aliases):
+            if seen.get(name, p.id) != p.id:
+                raise FactError(located(file, 0, f"precision {p.id}", f"alias {name!r} also names {seen[name]}"))
+            seen[name] = p.id
 
 
 def _load_energy(doc: Any, file: str) -> Energy:
@@ -335,6 +407,7 @@ def load_catalog(root: Path | None = None) -> Catalog:
     gpus = _load_gpus(docs["gpus.yaml"], "facts/gpus.yaml")
     models, shorthands = _load_models(docs["models.yaml"], "facts/models.yaml")
     precisions = _load_precisions(docs["precisions.yaml"], "facts/precisions.yaml")
+    _check_aliases(precisions, "facts/precisions.yaml")
     energy = _load_energy(docs["energy.yaml"], "facts/energy.yaml")
     from .efficiency import load_efficiency  # the calibration table has its own schema
 

@@ -6,12 +6,13 @@ present the same recommendation.
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidates import Candidate, build_candidates
-from ..catalog import Catalog
+from ..catalog import Catalog, Gpu
 from ..core.workloads import WORKLOADS
 from ..request import Request
 from ..rulelang import FACTORS, RuleSet
@@ -22,6 +23,33 @@ from .ranking import Outcome, Ranked, Verdict, rank, why_not
 TOP_REJECTED_EXAMPLES = 4
 MAX_SUGGESTIONS = 8
 
+
+
+PRICE_MAX_AGE_DAYS = 180  # a street price older than about six months is a different market
+
+
+def price_age_days(price_date: str, today: datetime.date | None = None) -> int | None:
+    """Days since a catalog price date ("2026-07", "2026-07-15" or "2026"; a month counts from its first day)."""
+    parts = str(price_date).split("-")
+    try:
+        y, m, d = int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1
+        return ((today or datetime.date.today()) - datetime.date(y, m, d)).days
+    except (ValueError, IndexError):
+        return None
+
+
+def stale_price_warnings(gpus: list[Gpu]) -> list[dict[str, Any]]:
+    """A warning, independent of the rules, for each presented GPU whose price is older than 180 days."""
+    out, seen = [], set()
+    for g in gpus:
+        age = price_age_days(g.price_date)
+        if g.id in seen or age is None or age <= PRICE_MAX_AGE_DAYS:
+            continue
+        seen.add(g.id)
+        out.append({"rule": "catalog/stale-price", "action": "warn", "sources": [],
+                    "because": f"the {g.id} price ({g.price_condition}, {g.price_date}) is {age} days old, past "
+                               f"the {PRICE_MAX_AGE_DAYS}-day limit: check a current quote or pass --prices FILE"})
+    return out
 
 @dataclass
 class Advice:
@@ -124,7 +152,8 @@ class Advice:
             "rejected_by_rule": sorted(groups.values(), key=lambda g: (-g["count"], g["rule"])),
             "suggestions": self.suggestions(),
             "factors": {f: v for f, v in by_factor.items()},
-            "warnings": [self.verdict_dict(v) for v in pick.verdicts if v.action == "warn"] if pick else [],
+            "warnings": ([self.verdict_dict(v) for v in pick.verdicts if v.action == "warn"] if pick else [])
+            + stale_price_warnings([r.candidate.gpu for r in (pick, shown) if r is not None]),
             "fired_rules": o.fired_rules,
             "candidates_considered": len(self.candidates),
             "sources": self.sources(),

@@ -26,6 +26,8 @@ def weights_read(cfg: Config, batch: int) -> float:
         routed = getattr(m, "routed_expert_params", None) or m.experts * m.params_per_expert_layer * m.layers
         expert_bytes = routed * p.bits_per_weight / 8
         body = body - expert_bytes + expert_bytes * unique_expert_fraction(m, batch)
+    # A multimodal checkpoint's vision tower is loaded but not run for text tokens.
+    body -= m.vision_params * p.bits_per_weight / 8
     # Decode reads the lm_head, not the whole embedding table: one of the two (tied: the same) matrices.
     return body + m.vocab_size * m.hidden_size * p.embedding_bits / 8
 

@@ -11,7 +11,7 @@ from .engines import constant as c
 
 @dataclass(frozen=True)
 class Link:
-    kind: str  # none | nvlink | pcie-p2p | pcie-host | network
+    kind: str  # none | nvlink | infinity-fabric | roce | hccs | pcie-p2p | pcie-host | network
     gbs: float  # achievable one-way bandwidth per GPU, GB/s
     latency_s: float  # small-message all-reduce latency
 
@@ -24,11 +24,15 @@ def link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
     """Slowest hop of `count` GPUs: NVLink inside its domain, PCIe inside one server, the network beyond."""
     if count <= 1:
         return Link("none", math.inf, 0.0)
-    if count > max(c(cat, "gpus_per_node"), gpu.nvlink_max_gpus if gpu.nvlink else 0):
-        # Beyond one server (or one NVLink domain, if larger) the slowest hop is the cluster network.
+    fabric = gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0
+    if count > max(c(cat, "gpus_per_node"), gpu.link_max_gpus if fabric else 0):
+        # Beyond one server (or one scale-up domain, if larger) the slowest hop is the cluster network.
         return Link("network", c(cat, "cluster_network_gbs_per_gpu"), c(cat, "allreduce_latency_pcie_us") * 2e-6)
-    if gpu.nvlink and count <= max(gpu.nvlink_max_gpus, 1):
-        return Link("nvlink", gpu.nvlink_gbs / 2 * c(cat, "nvlink_efficiency"),
+    if fabric and count <= max(gpu.link_max_gpus, 1):
+        # NVLink, Infinity Fabric (xGMI), HCCS or RoCE scale-up ports: the catalog gives the bidirectional
+        # bandwidth per GPU; an all-reduce streams one way. The NVLink efficiency is the only measured one and
+        # stands in for the other point-to-point fabrics.
+        return Link(gpu.link_kind, gpu.link_gbs / 2 * c(cat, "nvlink_efficiency"),
                     c(cat, "allreduce_latency_nvlink_us") * 1e-6)
     # Cards bridged in pairs (A100 PCIe, RTX A6000) still all-reduce over PCIe once more than a pair takes part.
     lanes = gpu.pcie_lanes or 16

@@ -53,7 +53,7 @@ def layer_activation_bytes(model: Model, tokens: int) -> float:
     counted as 12h + 4 kv_dim + 8 intermediate bytes per token (Korthikanti et al. 2022, adapted to
     SwiGLU + GQA)."""
     kv_dim = model.kv_heads * model.head_dim
-    inter = model.intermediate_size * (model.active_experts or 1)
+    inter = model.active_ffn_width  # MoE: the routed experts (and shared one) a token passes
     return tokens * (12 * model.hidden_size + 4 * kv_dim + 8 * inter)
 
 
@@ -117,12 +117,19 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
         # llama.cpp and vLLM prefill in chunks; HF transformers runs the whole prompt at once.
         chunk = int(constant(cat, "prefill_ubatch_tokens"))
         ubatch = ctx * batch if engine == "transformers" else min(ctx * batch, chunk)
-        inter = m.intermediate_size * (m.active_experts or 1)
+        inter = m.active_ffn_width
         # Transient buffers of one prefill micro-batch plus the logits of each sequence.
         activations = (ubatch * (4 * m.hidden_size + 2 * inter) * 2 + batch * m.vocab_size * 4) / GIB
         gqa = (f"GQA: {m.kv_heads} KV heads for {m.attention_heads} query heads" if m.kv_heads < m.attention_heads
                else f"no GQA: all {m.attention_heads} heads cached")
         notes.append(f"KV cache in {kv_cache_dtype(p, cfg.kv_cache)} for {ctx} tokens x batch {batch} ({gqa})")
+        if m.local_attention:
+            notes.append(f"{m.local_layers} of {m.layers} layers use {m.local_attention} attention over "
+                         f"{m.local_window} tokens: their KV cache holds at most that many")
+        if m.experts:
+            notes.append(f"MoE: all {m.params / 1e9:.1f} B parameters resident; {m.active_params / 1e9:.1f} B active "
+                         f"per token ({m.active_experts} of {m.experts} experts"
+                         + (f" + {m.shared_experts} shared)" if m.shared_experts else ")"))
         per_gpu = (weights + kv + activations) / n + overhead_per_gpu
         parallelism = "single" if n == 1 else ("layer-split" if engine == "llama.cpp" else "tensor-parallel")
         if n > 1:

@@ -165,6 +165,10 @@ def rules_check(scenarios: str | None) -> None:
     problems = check_problems(scenarios_dir=_scenario_dir(scenarios))
     for p in problems:
         click.echo(p)
+    from ..catalog import source_report
+    from ..store import load_all
+
+    click.echo(source_report(load_all()[0]).line())
     if problems:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(1)
