@@ -121,7 +121,11 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
     if key in cat.shorthands:
         model = cat.models[cat.shorthands[key]]
         return model, f"'{raw}' resolved to {model.id} ({model.name}), the documented default for that size"
+    if not raw:
+        raise InputError("--model: empty; expected a model id, a size shorthand (7b, 13b, 70b...) "
+                         "or a config.json path")
     p = Path(raw)
+    shown = raw if raw.isprintable() and len(raw) <= _SHOWN_CHARS else _shown(raw)
     try:
         is_path = raw.endswith(".json") or p.exists()
         if p.is_dir():
@@ -132,11 +136,11 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
                          f"({getattr(exc, 'strerror', None) or exc})") from None
     if is_path:
         if st is None:
-            raise InputError(f"--model {raw}: no such file")
+            raise InputError(f"--model {shown}: no such file")
         if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"--model {raw}: not a regular file (expected a Hugging Face config.json)")
+            raise InputError(f"--model {p}: not a regular file (expected a Hugging Face config.json)")
         if st.st_size > MAX_CONFIG_BYTES:
-            raise InputError(f"--model {raw}: {st.st_size:,} bytes is too large for a config.json "
+            raise InputError(f"--model {p}: {st.st_size:,} bytes is too large for a config.json "
                              f"(at most {MAX_CONFIG_BYTES:,})")
         model = model_from_config(p)
         return model, f"architecture read from {p}"

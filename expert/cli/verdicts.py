@@ -18,18 +18,19 @@ def rejections(req: Request, gpu_id: str, count: int) -> tuple[list[dict[str, An
     """Reject verdicts of the rules on `count x gpu` at the request's precision, and the counts advise weighs.
 
     Budget-scoped rules are left out: estimate has no budget."""
-    from ..candidates import build_candidates, counts_for
+    from ..candidates import build_candidates
     from ..rulelang.engine import fire
     from ..rulelang.facts import candidate_fact
     from ..store import load_all
 
     cat, rules = load_all()
     gpu = cat.gpus[gpu_id]
-    counts = counts_for(gpu, req)
+    cands = build_candidates(cat, req, [gpu])
+    counts = tuple(sorted({c.count for c in cands}))
     if count not in counts:
         # A count advise never weighs (3 GPUs, one SXM module) still gets the verdicts of every rule.
-        gpu = dataclasses.replace(gpu, counts=(count,))
-    match = [c for c in build_candidates(cat, req, [gpu]) if c.count == count and c.precision.id == req.precision]
+        cands = build_candidates(cat, req, [dataclasses.replace(gpu, counts=(count,))])
+    match = [c for c in cands if c.count == count and c.precision.id == req.precision]
     if not match:
         return [], counts
     fact = candidate_fact(cat, match[0])

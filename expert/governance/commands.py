@@ -65,9 +65,10 @@ def rules_show(rule_id: str, scenarios: str | None) -> None:
     if rule_id not in rules.by_id:
         raise InputError(f"rules show: unknown rule {rule_id!r}; closest: {closest(rule_id, list(rules.by_id))}")
     r = rules.by_id[rule_id]
+    # Before printing anything: a bad --scenarios is one line on stderr, not half a page and then an error.
+    cov = coverage(cat, rules, load_scenarios(_scenario_dir(scenarios)))[rule_id]
     click.echo(f"{r.file}:{r.line}")
     click.echo(yaml.safe_dump(r.raw, sort_keys=False, allow_unicode=True, width=100).rstrip())
-    cov = coverage(cat, rules, load_scenarios(_scenario_dir(scenarios)))[rule_id]
     click.echo("")
     if cov:
         click.echo(f"fires in {len(cov)} scenario(s):")
