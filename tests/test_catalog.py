@@ -45,7 +45,7 @@ def test_geforce_flops_are_the_fp32_accumulate_rate(cat):
 
 def test_fp8_flags_match_architectures(cat):
     for g in cat.gpus.values():
-        assert g.fp8 == (g.architecture in ("ada", "hopper", "blackwell", "cdna3")), g.id
+        assert g.fp8 == (g.architecture in ("ada", "hopper", "blackwell", "cdna3", "cdna4", "gaudi3")), g.id
 
 
 def _corrupt(facts: Path, name: str, old: str, new: str) -> None:
