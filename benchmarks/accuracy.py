@@ -15,13 +15,13 @@ from pathlib import Path
 
 from expert.catalog import Catalog, load_catalog
 from expert.core.yamlio import load_yaml_file
-from expert.estimate import GIB, Config, estimate, family, figure_range, serve, weight_bytes
+from expert.estimate import GIB, Config, estimate, family, figure_range, plan_training, serve, weight_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "tests" / "validation" / "measurements.yaml"
 # Median |error| targets per kind (issue 14): memory = inference weights, fine-tuning memory = training peaks.
 TARGETS = {"weights_gib": 3, "memory_gib": 12, "decode_tokens_per_s": 10, "prefill_tokens_per_s": 20,
-           "train_tokens_per_s": 12, "mfu": 12, "serving_tokens_per_s": 25}
+           "train_tokens_per_s": 12, "mfu": 12, "serving_tokens_per_s": 25, "gpu_hours": 15}
 # Engines the records name that the estimator models under another name (training frameworks -> PyTorch).
 ENGINES = {"llama.cpp": "llama.cpp", "vllm": "vllm", "tensorrt-llm": "tensorrt-llm", "transformers": "transformers",
            "mlx": "mlx", "sglang": "sglang"}
@@ -91,6 +91,24 @@ def score_record(cat: Catalog, r: dict) -> Scored:
         s = serve(cat, cfg, r.get("users"), int(r["prompt_tokens"]), int(r["output_tokens"]))
         rng = figure_range(cat, kind, cfg, s.engine, s.total_tps)
         return Scored(r["id"], kind, value, s.total_tps, None, src, fam, rng["low"], rng["high"])
+    constraint = {**(r.get("layout") or {}), **(r.get("plan") or {})}
+    if kind == "gpu_hours" or constraint:
+        # A published run's layout / strategy pins the training plan; GPU-hours come from the plan's time to
+        # train the published token count, with its goodput for the run's scale.
+        plan = plan_training(cat, cfg, float(r["tokens"]) if kind == "gpu_hours" else None, constraint=constraint)
+        if kind == "gpu_hours":
+            rng = figure_range(cat, kind, cfg, "pytorch", plan.gpu_hours)
+            return Scored(r["id"], kind, value, plan.gpu_hours, None, src, fam, rng["low"], rng["high"])
+        if kind == "mfu":
+            rng = figure_range(cat, kind, cfg, "pytorch", plan.mfu)
+            return Scored(r["id"], kind, value, plan.mfu, None, src, fam, rng["low"], rng["high"])
+        if kind == "memory_gib":
+            got = plan.per_gpu_gib["total"]
+            rng = figure_range(cat, kind, cfg, "pytorch", got)
+            return Scored(r["id"], kind, _to_gib(value, r["unit"]), got, None, src, fam, rng["low"], rng["high"])
+        got = plan.tokens_per_s / (cfg.count if r.get("unit") == "tokens/s/GPU" else 1)
+        rng = figure_range(cat, kind, cfg, "pytorch", got)
+        return Scored(r["id"], kind, value, got, None, src, fam, rng["low"], rng["high"])
     est = estimate(cat, cfg)
     if kind == "memory_gib":
         scope = r.get("scope", "total")

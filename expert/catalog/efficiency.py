@@ -29,7 +29,7 @@ _PREFILL_ENGINE = {
     "sources": _SRC,
     "basis": Field("str"),
 }
-_VALUE = {"value": Field("num", min=0, max=1e6), "sources": _SRC, "basis": Field("str")}
+_VALUE = {"value": Field("num", min=0, max=1e10), "sources": _SRC, "basis": Field("str")}
 # Inference engines: how they execute (eager Python launches, CUDA-graph replay, ahead-of-time compiled),
 # whose calibration they fall back to, their default maximum batch, and the sources for all three.
 _ENGINE = {
@@ -83,6 +83,19 @@ REQUIRED_CONSTANTS = (
     "host_memory_bandwidth_gbs",
     "host_bandwidth_fraction",
     "host_memory_gib",
+    "server_host_memory_gib",
+    "server_host_bandwidth_gbs",
+    "cpu_adam_bytes_per_param",
+    "nvme_gbs_per_node",
+    "reduce_bucket_elements",
+    "stage3_max_live_parameters",
+    "dequant_bytes_per_param",
+    "loss_chunks",
+    "pretrain_global_batch_tokens",
+    "finetune_global_batch_tokens",
+    "max_global_batch_tokens",
+    "reliability_reference_gpus",
+    "reliability_reference_goodput",
 )
 
 

@@ -171,12 +171,13 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
 @click.option("--users", default=None, help="Serving: concurrent requests (continuous batching); 'max' = saturation.")
 @click.option("--prompt-tokens", "prompt_tokens", default="512", show_default=True, help="Serving: prompt length.")
 @click.option("--output-tokens", "output_tokens", default="256", show_default=True, help="Serving: output length.")
+@click.option("--tokens", default=None, help="Training: tokens to train on (2T, 1B): adds days, GPU-hours and cost.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | json")
 @_data_options
 def estimate(model: str, gpu: str, count: str, precision: str, workload: str, context: str | None, batch: str,
              currency: str, region: str, electricity: str | None, deployment: str | None, engine: str,
              kv_cache: str, max_ctx: bool, users: str | None, prompt_tokens: str, output_tokens: str,
-             fmt: str) -> None:
+             tokens: str | None, fmt: str) -> None:
     """Memory, throughput and power of one configuration."""
     from ..estimate import Config
     from ..estimate import estimate as run_estimate
@@ -210,6 +211,15 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
                  engine=None if engine == "auto" else engine, kv_cache=None if kv_cache == "auto" else kv_cache)
     result = run_estimate(cat, cfg)
     est = result.to_dict()
+    plan = None
+    if WORKLOADS_TRAIN(req.workload):
+        from ..estimate.plan import format_plan, plan_training
+
+        n_tokens = parse_number(tokens, "--tokens") if tokens is not None else None
+        plan = plan_training(cat, cfg, n_tokens)
+        est["plan"] = plan.to_dict()
+    elif tokens is not None:
+        raise InputError("--tokens: only training workloads (lora, qlora, finetune, training) take a token count")
     if max_ctx:
         from ..estimate import fits_context, max_context
 
@@ -240,6 +250,8 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         click.echo(to_json(est), nl=False)
     else:
         click.echo(render(doc, "text", template="estimate"), nl=False)
+        if plan is not None:
+            click.echo(format_plan(plan, req.currency))
 
 
 @cli.command()

@@ -8,7 +8,8 @@ in words a reviewer can check. Formulas (see docs/estimator.md for the derivatio
 - decode    = max(bytes read / (bandwidth x fraction), FLOPs / (peak x fraction)) + per-layer and per-step
               overheads of the engine + all-reduce                                    (decode.py)
 - prefill   = (2 x active params + attention) FLOPs per token / (peak x MFU)        (prefill.py)
-- training  = (6 + recompute) x params FLOPs per token / (peak x HFU) + exposed gradient traffic (training.py)
+- training  = a plan (plan.py): strategy x layout x offload that fits; step = compute / (1 - bubble) + exposed
+              tensor / context / pipeline / data traffic + host offload; launch config for it        (plan.py)
 - serving   = continuous batching at a load: the decode step with prefill riding along (serving.py)
 - offload   = llama.cpp layers beyond GPU memory run at host-memory bandwidth       (offload.py)
 - links     = NVLink inside its domain, PCIe inside one server, the network beyond  (links.py)
@@ -27,6 +28,7 @@ from .engines import ENGINES, constant, engine_efficiency, memory_system, pick_e
 from .links import Link, link_for
 from .memory import KV_CACHE_BYTES, estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
 from .offload import max_context, partial_offload
+from .plan import Plan, plan_memory, plan_training
 from .power import power
 from .prefill import prefill
 from .serving import Serving, serve
@@ -34,7 +36,8 @@ from .training import train_rate
 
 __all__ = ["ENGINES", "GIB", "KV_CACHE_BYTES", "Config", "Estimate", "Link", "Serving", "constant", "decode_rate",
            "engine_efficiency", "estimate", "family", "fits_context", "kv_bytes_per_token", "link_for", "lora_params",
-           "max_context", "memory_system", "partial_offload", "pick_engine", "figure_range", "serve", "weight_bytes"]
+           "max_context", "memory_system", "partial_offload", "pick_engine", "figure_range", "serve", "weight_bytes",
+           "Plan", "plan_training", "train_rate"]
 
 
 def decode_rate(cat: Catalog, est: Estimate, batch: int) -> float:
@@ -105,12 +108,19 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
         bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
         prefill_tps = prefill(cat, cfg, engine, mem.parallelism, read, bw, link, notes)
     else:
-        train_tps = train_rate(cat, cfg, mem.checkpointing, link, notes)
+        # The training plan (strategy x layout x offload) replaces the fixed 16 B/param, no-offload memory model
+        # and the single-constant speed: memory, fit and tokens/s are the chosen plan's.
+        plan = plan_training(cat, cfg)
+        mem = plan_memory(cat, cfg, plan)
+        train_tps = plan.tokens_per_s
+        notes.extend(plan.notes)
         entries["train_tokens_per_s"] = cat.efficiency["constants"]["training_hfu"]
     pw = power(cat, cfg, train_tps if wl.trains else decode_tps, notes)
     throughput = {"decode_tokens_per_s": decode_tps, "prefill_tokens_per_s": prefill_tps,
                   "train_tokens_per_s": train_tps}
     est = Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link, notes)
+    if wl.trains:
+        est.plan = plan
     est.ranges = {k: figure_range(cat, k, cfg, engine, v, entries.get(k)) for k, v in throughput.items()
                   if v is not None}
     if not mem.fits and engine == "llama.cpp":

@@ -40,6 +40,7 @@ class Estimate:
     assumptions: list[str] = field(default_factory=list)
     ranges: dict[str, dict | None] = field(default_factory=dict)  # per throughput figure: low/expected/high
     offload: Any = None  # offload.Offload when llama.cpp would run the model partly from host RAM
+    plan: Any = None  # plan.Plan for training workloads: strategy, layout, per-GPU memory, launch config
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
@@ -66,5 +67,6 @@ class Estimate:
                 "decode_tokens_per_s": round(self.offload.decode_tokens_per_s, 2),
                 "host_bandwidth_gbs": round(self.offload.host_bandwidth_gbs, 1),
                 "limited_by": self.offload.limited_by},
+            "plan": None if self.plan is None else self.plan.to_dict(),
             "assumptions": list(self.assumptions),
         }

@@ -1,0 +1,648 @@
+"""Training plans: the strategy, parallel layout, per-GPU memory, step time, time to train and launch config
+that a team would actually run for one model x GPU x count (docs/estimator.md, "Training plans").
+
+A plan is one point of a small search space: framework (DeepSpeed, torchtitan, Megatron-LM, torchtune) x
+sharding (DDP, ZeRO-1/2/3, FSDP full or hybrid) x optimizer (AdamW, 8-bit AdamW, paged 8-bit AdamW) x offload
+(none, optimizer, optimizer + parameters; to CPU or NVMe) x activation checkpointing (none, selective, full,
+full with offload) x layout (tensor x context x pipeline x data parallel). Each point gets a memory breakdown
+per GPU, a host-memory need per node and a step time from compute, pipeline bubble, the communication over
+each link, and host traffic; `choose` keeps those that fit and takes the fastest, standard numerics first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..catalog import Catalog
+from ..core.workloads import WORKLOADS
+from .config import GIB, Config
+from .engines import constant, engine_efficiency
+from .links import link_for
+from .memory import layer_activation_bytes, lora_params, weight_bytes
+
+# Optimizer state bytes per trainable parameter, and whether the fp32 master copy / a full gradient buffer exist.
+# adamw: fp32 master + m + v = 12 B (ZeRO paper, K = 12). adamw-8bit: fp32 master + 8-bit m and v = 4 + 2 B
+# (bitsandbytes block-wise 8-bit states). paged-adamw-8bit as torchtune's single-device full fine-tune runs it:
+# bf16 weights updated in place (no master), 8-bit m and v paged to host memory when the GPU runs short, and
+# optimizer_in_bwd frees each gradient as soon as it is applied (no full gradient buffer).
+OPTIMIZERS: dict[str, dict[str, float | bool]] = {
+    "adamw": {"state": 12.0, "grad_buffer": True},
+    "adamw-8bit": {"state": 6.0, "grad_buffer": True},
+    "paged-adamw-8bit": {"state": 2.0, "grad_buffer": False},
+}
+SHARDING = ("ddp", "zero1", "zero2", "zero3", "hsdp")  # zero3 is FSDP full shard; hsdp shards in a node only
+CHECKPOINTING = ("none", "selective", "full", "full+offload")
+# Simpler first: on equal speed a team keeps the plain setting (ranks for tie-breaking only).
+_SIMPLE = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 3, "hsdp": 4}
+_FRAMEWORK_ORDER = {"deepspeed": 0, "torchtune": 1, "torchtitan": 2, "megatron": 3}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    framework: str  # deepspeed | torchtitan | megatron | torchtune
+    sharding: str  # ddp | zero1 | zero2 | zero3 | hsdp
+    optimizer: str = "adamw"
+    offload: str = "none"  # none | optimizer | optimizer+params
+    offload_device: str = "cpu"  # cpu | nvme
+    checkpointing: str = "full"
+    lora_layers: float = 1.0  # share of decoder layers that carry adapters (adapter workloads)
+
+    @property
+    def name(self) -> str:
+        shard = {"zero3": "ZeRO-3" if self.framework == "deepspeed" else "FSDP", "hsdp": "HSDP (hybrid shard)",
+                 "ddp": "DDP", "zero1": "ZeRO-1" if self.framework == "deepspeed" else "distributed optimizer",
+                 "zero2": "ZeRO-2"}[self.sharding]
+        parts = [shard]
+        if self.offload != "none":
+            parts.append(f"{self.offload_device.upper()} offload of {self.offload.replace('+', ' + ')}")
+        if self.optimizer != "adamw":
+            parts.append(self.optimizer)
+        parts.append({"none": "no activation checkpointing", "selective": "selective checkpointing",
+                      "full": "full checkpointing", "full+offload": "full checkpointing + activation offload"}[
+                          self.checkpointing])
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: int
+    pp: int
+    dp: int
+    cp: int = 1
+    micro_batch: int = 1  # sequences per micro-batch per model replica
+    grad_accum: int = 1  # micro-batches per optimizer step (pipeline: micro-batches in flight)
+    virtual_stages: int = 1  # interleaved pipeline stages per GPU (Megatron --num-layers-per-virtual-pipeline-stage)
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def bubble(self) -> float:
+        """Pipeline bubble share of the step: (p-1) / (v m + p - 1), m micro-batches, v virtual stages per GPU
+        (Narayanan et al. 2021: bubble time / ideal time = (p-1) / (v m); v = 1 is plain 1F1B)."""
+        p, m = self.pp, self.grad_accum
+        return 0.0 if p == 1 else (p - 1) / (self.virtual_stages * m + p - 1)
+
+    def label(self) -> str:
+        return f"TP{self.tp} x CP{self.cp} x PP{self.pp} x DP{self.dp}" if self.cp > 1 else \
+            f"TP{self.tp} x PP{self.pp} x DP{self.dp}"
+
+
+@dataclass
+class Plan:
+    strategy: Strategy
+    layout: Layout
+    per_gpu_gib: dict[str, float]  # weights, gradients, optimizer, activations, logits, overhead, total, available
+    host_gib_per_node: float
+    fits: bool
+    step_s: float
+    tokens_per_s: float  # whole configuration, steady state
+    mfu: float  # model FLOPs (6N + attention) / peak BF16, the convention of the Llama 3 and MFU tables
+    comm_s: dict[str, float]  # exposed seconds per step by path: tensor, context, pipeline, data, offload
+    shares: dict[str, float]  # bubble, fabric (inter-node data traffic), offload: shares of the step time
+    links: dict[str, str]  # the link each parallel dimension runs over
+    slowdown: float  # step time / pure-compute step time without recompute
+    tokens: float | None = None
+    goodput: float = 1.0
+    days: float | None = None
+    gpu_hours: float | None = None
+    cost: dict[str, float] = field(default_factory=dict)
+    launch: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    considered: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = lambda v, n=3: None if v is None else round(v, n)  # noqa: E731
+        lo = self.layout
+        return {
+            "strategy": {"name": self.strategy.name, **self.strategy.__dict__},
+            "layout": {"tp": lo.tp, "pp": lo.pp, "dp": lo.dp, "cp": lo.cp, "micro_batch": lo.micro_batch,
+                       "grad_accum": lo.grad_accum, "virtual_stages": lo.virtual_stages, "bubble": r(lo.bubble),
+                       "label": lo.label(), "links": self.links},
+            "per_gpu_gib": {k: r(v) for k, v in self.per_gpu_gib.items()},
+            "host_gib_per_node": r(self.host_gib_per_node, 1),
+            "fits": self.fits,
+            "step_s": r(self.step_s), "tokens_per_s": r(self.tokens_per_s, 1), "mfu": r(self.mfu),
+            "comm_s": {k: r(v, 4) for k, v in self.comm_s.items()},
+            "shares": {k: r(v) for k, v in self.shares.items()},
+            "slowdown": r(self.slowdown),
+            "tokens": self.tokens, "goodput": r(self.goodput, 4), "days": r(self.days, 2),
+            "gpu_hours": r(self.gpu_hours, 0), "cost": {k: r(v, 0) for k, v in self.cost.items()},
+            "launch": self.launch, "notes": list(self.notes), "considered": self.considered,
+        }
+
+
+def _c(cat: Catalog, name: str) -> float:
+    return constant(cat, name)
+
+
+def gpus_per_node(cat: Catalog, cfg: Config) -> int:
+    return int(min(cfg.count, _c(cat, "gpus_per_node")))
+
+
+def _pcie_gbs(cat: Catalog, cfg: Config) -> float:
+    g = cfg.gpu
+    return _c(cat, "pcie_gbs_per_lane_gen4") * (g.pcie_lanes or 16) * 2 ** ((g.pcie_gen or 4) - 4) * _c(
+        cat, "pcie_efficiency")
+
+
+def _host(cat: Catalog, cfg: Config) -> tuple[float, float]:
+    """Host memory (GiB) and achievable host DDR bandwidth (GB/s) of one node: a datacenter server (DGX-class,
+    2 sockets x 8 DDR5 channels) for datacenter GPUs, the desktop host otherwise."""
+    frac = _c(cat, "host_bandwidth_fraction")
+    if cfg.gpu.segment == "datacenter":
+        return _c(cat, "server_host_memory_gib"), _c(cat, "server_host_bandwidth_gbs") * frac
+    return _c(cat, "host_memory_gib"), _c(cat, "host_memory_bandwidth_gbs") * frac
+
+
+def _links(cat: Catalog, cfg: Config, lo: Layout) -> dict[str, Any]:
+    """The link each dimension runs over: TP (innermost) inside the NVLink domain if it fits, then CP, then
+    data parallel within the node, pipeline across nodes (outermost, the least traffic)."""
+    g = cfg.gpu
+    node = gpus_per_node(cat, cfg)
+    inner = link_for(cat, g, lo.tp) if lo.tp > 1 else None
+    cp_span = lo.tp * lo.cp
+    cp_link = link_for(cat, g, cp_span if cp_span <= node else cfg.count) if lo.cp > 1 else None
+    dp_span = lo.tp * lo.cp * lo.dp
+    dp_link = link_for(cat, g, dp_span if dp_span <= node else cfg.count) if lo.dp > 1 else None
+    pp_link = link_for(cat, g, cfg.count) if lo.pp > 1 else None
+    return {"tensor": inner, "context": cp_link, "data": dp_link, "pipeline": pp_link,
+            "data_in_node": dp_span <= node, "shard_link": link_for(cat, g, min(node, lo.dp * lo.tp * lo.cp))}
+
+
+def _allreduce_s(nbytes: float, ranks: int, gbs: float) -> float:
+    """Ring all-reduce time: 2 (n-1)/n x bytes over the per-GPU bus bandwidth (NCCL busbw convention)."""
+    return 0.0 if ranks <= 1 else 2 * (ranks - 1) / ranks * nbytes / (gbs * 1e9)
+
+
+def _gather_s(nbytes: float, ranks: int, gbs: float) -> float:
+    """Ring all-gather or reduce-scatter of a tensor of `nbytes` in total: (n-1)/n x bytes per GPU."""
+    return 0.0 if ranks <= 1 else (ranks - 1) / ranks * nbytes / (gbs * 1e9)
+
+
+def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
+    """Memory, fit and step time of one strategy x layout (no search)."""
+    m, g = cfg.model, cfg.gpu
+    wl = WORKLOADS[cfg.workload]
+    n = cfg.count
+    node = gpus_per_node(cat, cfg)
+    ctx = cfg.context
+    opt = OPTIMIZERS[st.optimizer]
+    mp = lo.tp * lo.pp  # model-parallel ranks share the weights
+    d = lo.dp * lo.cp  # ZeRO/FSDP shard over data x context ranks (torchtitan and Megatron do the same)
+    shard = d if st.sharding != "hsdp" else max(1, min(d, node // (lo.tp * lo.cp)))
+    links = _links(cat, cfg, lo)
+    notes: list[str] = []
+
+    # --- memory per GPU -------------------------------------------------------------------------------
+    if wl.adapters:
+        base = weight_bytes(m, cfg.precision) if cfg.workload == "qlora" else m.params * 2.0
+        trainable = lora_params(m, int(_c(cat, "lora_rank"))) * st.lora_layers
+        state_b = 16.0  # fp32 adapter + fp32 grad + AdamW m, v: adapters are small, kept in fp32
+        w_gpu = base / mp / (shard if st.sharding in ("zero3", "hsdp") else 1)
+        adapter = trainable * state_b / mp / (shard if st.sharding != "ddp" else 1)
+        grads, optim, weights = 0.0, adapter, w_gpu
+    else:
+        wb = 4.0 if cfg.precision.id == "fp32" else 2.0
+        per_rank = m.params / mp
+        sharded_w = st.sharding in ("zero3", "hsdp")
+        weights = per_rank * wb / (shard if sharded_w else 1)
+        grads = per_rank * 2.0 / (shard if st.sharding in ("zero2", "zero3", "hsdp") else 1) if opt["grad_buffer"] \
+            else 0.0
+        optim = per_rank * opt["state"] / (shard if st.sharding != "ddp" else 1)
+        if st.offload != "none":
+            # Optimizer offload: states live in host memory and the gradients stream to it through one
+            # reduce bucket (DeepSpeed reduce_bucket_size, torch FSDP CPUOffload likewise keeps grads on CPU).
+            optim = 0.0
+            grads = min(grads, _c(cat, "reduce_bucket_elements") * 2.0)
+        if st.offload == "optimizer+params":
+            weights = 0.0
+    layer_params = (m.params - m.embedding_params) / m.layers / lo.tp
+    gathered = 0.0
+    if st.sharding in ("zero3", "hsdp") and shard > 1 or st.offload == "optimizer+params":
+        # The layer being computed and the one prefetched are materialised in full (FSDP); DeepSpeed caps the
+        # resident gathered parameters at stage3_max_live_parameters.
+        live = 2 * layer_params
+        if st.framework == "deepspeed":
+            live = min(live, _c(cat, "stage3_max_live_parameters"))
+        gathered = live * (weight_bytes(m, cfg.precision) / m.params if cfg.workload == "qlora" else 2.0)
+    weights += gathered
+
+    tokens_mb = lo.micro_batch * ctx / lo.cp  # tokens one GPU holds activations for, per micro-batch
+    layers_stage = math.ceil(m.layers / lo.pp)
+    in_flight = min(lo.pp, lo.grad_accum) if lo.pp > 1 else 1  # 1F1B: the first stage holds p micro-batches
+    full_layer = layer_activation_bytes(m, tokens_mb) / lo.tp  # sequence parallel divides every term by t
+    hidden = tokens_mb * m.hidden_size * 2 / lo.tp  # the bf16 layer input a checkpoint keeps
+    held = layers_stage * in_flight
+    ck = st.checkpointing
+    if ck == "none":
+        act = held * full_layer
+    elif ck == "selective":
+        # torchtitan selective_ac_option "2": every second layer checkpointed, the others keep everything.
+        act = held * (full_layer + hidden) / 2 + full_layer
+    elif ck == "full":
+        act = held * hidden + full_layer
+    else:
+        act = 2 * hidden + full_layer  # checkpoints stream to pinned host memory, two in flight
+    # Loss: bf16 logits of the micro-batch plus one fp32 chunk at a time (torchtune CEWithChunkedOutputLoss,
+    # 8 chunks); only the last pipeline stage has them, and tensor parallel splits the vocabulary.
+    chunks = _c(cat, "loss_chunks")
+    logits = tokens_mb * m.vocab_size / lo.tp * (2 + 4 / chunks)
+    overhead = _c(cat, "cuda_context_gib") * GIB if g.stack != "metal" else 0.0
+    per_gpu = {"weights": weights / GIB, "gradients": grads / GIB, "optimizer": optim / GIB,
+               "activations": act / GIB, "logits": logits / GIB, "overhead": overhead / GIB}
+    total = sum(per_gpu.values())
+    available = g.usable_memory_gib
+    paged_overflow = 0.0
+    if st.optimizer == "paged-adamw-8bit" and total > available:
+        # Paged optimizer states move to host memory under pressure (CUDA unified memory pages).
+        paged_overflow = min(per_gpu["optimizer"], total - available)
+        per_gpu["optimizer"] -= paged_overflow
+        total -= paged_overflow
+    per_gpu.update(total=total, available=available)
+
+    host_mem, host_bw = _host(cat, cfg)
+    gpus_node = node
+    host = 0.0
+    if st.offload != "none":
+        # Host keeps fp32 master + states + an fp32 gradient copy for the CPU Adam step, per GPU's shard.
+        shard_params = (m.params / mp) / shard
+        host = shard_params * (opt["state"] + 4.0) * gpus_node
+        if st.offload == "optimizer+params":
+            host += shard_params * 2.0 * gpus_node
+        if st.offload_device == "nvme":
+            host = _c(cat, "reduce_bucket_elements") * 2.0 * 4 * gpus_node  # pinned swap buffers only
+    if ck == "full+offload":
+        host += held * hidden * gpus_node
+    host += paged_overflow * GIB * gpus_node
+    fits = total <= available and host / GIB <= host_mem
+
+    # --- step time -------------------------------------------------------------------------------------
+    dtype = "bf16" if g.bf16 else "fp16"
+    peak16 = (g.peak_tflops(dtype) or g.tflops_fp16 or 1.0) * 1e12
+    peak = peak16
+    if cfg.precision.id == "fp8" and g.fp8:
+        peak *= _c(cat, "fp8_training_speedup")
+    per_arch = cat.efficiency.get("training", {}).get(f"{g.stack}-{g.architecture}")
+    hfu = per_arch["hfu"] if per_arch else _c(cat, "training_hfu")
+    n_act = m.active_params
+    attn = 6 * m.layers * ctx * m.attention_heads * m.head_dim
+    model_flops = 6 * n_act + attn  # per token, what MFU counts
+    base = 4 * n_act + attn * 2 / 3 if wl.adapters else model_flops
+    recompute = {"none": 0.0, "selective": 0.5}.get(ck, 1.0) * _c(cat, "recompute_flops_factor") * 2 * n_act
+    tok_replica = lo.micro_batch * ctx  # tokens of one micro-batch for one model replica
+    t_mb = (base + recompute) * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
+    t_ideal_mb = base * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
+    if cfg.workload == "qlora":
+        # NF4 weights are dequantised to bf16 for every GEMM pass (forward, recompute, backward): read 4-bit,
+        # write bf16, read bf16 back; a memory-bound kernel at the streaming share of the bandwidth.
+        passes = 2 + (1 if ck != "none" else 0)
+        bw = g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", "vllm", g)["bandwidth_fraction"]
+        t_mb += passes * n_act / mp * _c(cat, "dequant_bytes_per_param") / bw
+    ga = lo.grad_accum
+    t_compute = ga * t_mb
+    t_pipe = t_compute / (1 - lo.bubble)
+    overlap = _c(cat, "comm_overlap")
+    comm = {"tensor": 0.0, "context": 0.0, "pipeline": 0.0, "data": 0.0, "offload": 0.0}
+    if lo.tp > 1:
+        # Megatron-style TP + sequence parallel: per layer 2 collectives forward, 2 backward (+2 recompute) of
+        # the layer activations; on the critical path (Megatron's --tp-comm-overlap is off by default).
+        colls = 4 + (2 if ck != "none" else 0)
+        act_bytes = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2
+        comm["tensor"] = ga * colls * layers_stage * _allreduce_s(act_bytes, lo.tp, links["tensor"].gbs)
+    if lo.cp > 1:
+        # Context parallel all-gathers K and V of the other ranks per layer, forward and backward (GQA: small).
+        kv_bytes = lo.micro_batch * ctx * 2 * m.kv_heads * m.head_dim * 2 / lo.tp
+        comm["context"] = ga * 2 * layers_stage * _gather_s(kv_bytes, lo.cp, links["context"].gbs)
+    if lo.pp > 1:
+        p2p = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2 / lo.tp
+        comm["pipeline"] = ga * 2 * lo.virtual_stages * p2p / (links["pipeline"].gbs * 1e9) * (1 - overlap)
+    grad_elems = (lora_params(m, int(_c(cat, "lora_rank"))) * st.lora_layers if wl.adapters else m.params) / mp
+    if d > 1:
+        dl = links["data"]
+        if st.sharding in ("zero3", "hsdp") and not wl.adapters:
+            # FSDP / ZeRO-3: all-gather forward and backward, reduce-scatter gradients, every micro-batch.
+            inner = shard
+            per_mb = 3 * _gather_s(grad_elems * 2.0, inner, (links["shard_link"] if st.sharding == "hsdp"
+                                                            else dl).gbs)
+            exposed = ga * max(0.0, per_mb - overlap * t_mb)
+            if st.sharding == "hsdp" and d > inner:
+                exposed += max(0.0, _allreduce_s(grad_elems * 2.0 / inner, d // inner, dl.gbs) - overlap * t_mb)
+            comm["data"] = exposed
+        else:
+            # DDP / ZeRO-1/2 / Megatron distributed optimizer / adapters: one gradient reduction (+ parameter
+            # all-gather) per step, overlapped with the last micro-batch's backward.
+            per_step = _allreduce_s(grad_elems * 2.0, d, dl.gbs)
+            comm["data"] = max(0.0, per_step - overlap * t_mb)
+    if st.offload != "none":
+        # CPU Adam streams every state through host memory once per step; gradients go down and updated
+        # bf16 parameters come back over PCIe (and through the same host memory).
+        shard_params = (m.params / mp) / shard
+        pcie = _pcie_gbs(cat, cfg) * 1e9
+        per_gpu_pcie = shard_params * 4.0
+        if st.offload == "optimizer+params":
+            per_gpu_pcie += ga * shard_params * 2.0 * (3 if ck != "none" else 2)  # fetch per pass
+        if st.offload_device == "nvme":
+            t_states = 2 * shard_params * (opt["state"] + 4.0) * gpus_node / (_c(cat, "nvme_gbs_per_node") * 1e9)
+        else:
+            t_states = shard_params * _c(cat, "cpu_adam_bytes_per_param") * gpus_node / (host_bw * 1e9)
+        t_pcie = max(per_gpu_pcie / pcie, per_gpu_pcie * gpus_node / (host_bw * 1e9))
+        comm["offload"] = t_states + max(0.0, t_pcie - overlap * t_compute)
+    if ck == "full+offload":
+        t_act = ga * 2 * held * hidden / (_pcie_gbs(cat, cfg) * 1e9)
+        comm["offload"] += max(0.0, t_act - overlap * t_compute)
+    if paged_overflow:
+        comm["offload"] += 2 * paged_overflow * GIB / (_pcie_gbs(cat, cfg) * 1e9)
+    step = t_pipe + sum(comm.values())
+    tokens_step = lo.dp * ga * tok_replica
+    tps = tokens_step / step
+    mfu = tps * model_flops / (n * peak16)
+    fabric = comm["data"] if not links["data_in_node"] else 0.0
+    shares = {"bubble": lo.bubble * t_pipe / step, "fabric": (fabric + comm["pipeline"]) / step,
+              "offload": comm["offload"] / step, "tensor": comm["tensor"] / step}
+    link_kinds = {k: links[k].kind for k in ("tensor", "context", "data", "pipeline") if links[k] is not None}
+    slowdown = step / (ga * t_ideal_mb)
+    return Plan(st, lo, per_gpu, host / GIB, fits, step, tps, mfu, comm, shares, link_kinds, slowdown, notes=notes)
+
+
+def plan_memory(cat: Catalog, cfg: Config, p: Plan) -> Any:
+    """The estimator's Memory for a training config, from its plan: weights / gradients / optimizer stay the
+    model's whole training state (what sharding divides), activations and overhead are summed over the GPUs,
+    per_gpu / fits are the plan's."""
+    from .memory import Memory
+
+    m, n = cfg.model, cfg.count
+    wl = WORKLOADS[cfg.workload]
+    st = p.strategy
+    if wl.adapters:
+        base = weight_bytes(m, cfg.precision) if cfg.workload == "qlora" else m.params * 2.0
+        ap = lora_params(m, int(_c(cat, "lora_rank"))) * st.lora_layers
+        weights, grads, optim = base / GIB, ap * 4 / GIB, ap * 12 / GIB
+    else:
+        opt = OPTIMIZERS[st.optimizer]
+        weights = m.params * (4.0 if cfg.precision.id == "fp32" else 2.0) / GIB
+        grads = m.params * 2.0 / GIB if opt["grad_buffer"] else 0.0
+        optim = m.params * opt["state"] / GIB
+    g = p.per_gpu_gib
+    act = (g["activations"] + g["logits"]) * n
+    overhead = g["overhead"] * n
+    total = weights + grads + optim + act + overhead
+    breakdown = {"weights": weights, "kv_cache": 0.0, "activations": act, "gradients": grads, "optimizer": optim,
+                 "overhead": overhead, "total": total, "per_gpu": g["total"], "available_per_gpu": g["available"],
+                 "headroom_per_gpu": g["available"] - g["total"], "host_per_node": p.host_gib_per_node}
+    if n == 1:
+        par = "single"
+    elif p.layout.tp > 1:
+        par = "tensor-parallel"
+    else:
+        par = "fsdp" if st.sharding in ("zero2", "zero3", "hsdp") else "data-parallel"
+    return Memory(breakdown, p.fits, par, st.checkpointing != "none")
+
+
+def _pow2_upto(limit: int) -> list[int]:
+    out, v = [], 1
+    while v <= limit:
+        out.append(v)
+        v *= 2
+    return out
+
+
+def interleave(layers: int, pp: int) -> int:
+    """Virtual pipeline stages per GPU: one layer per virtual stage, the deepest interleaving Megatron-LM
+    (--num-layers-per-virtual-pipeline-stage 1) and torchtitan (Interleaved1F1B) run; it shrinks the bubble
+    v-fold at v times the point-to-point traffic."""
+    return 1 if pp <= 1 else max(1, layers // pp)
+
+
+def layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
+    """Candidate layouts: TP up to the NVLink domain (or the node over PCIe), CP for long sequences, PP only
+    across nodes, DP for the rest; gradient accumulation sized to the global batch."""
+    m, n = cfg.model, cfg.count
+    node = gpus_per_node(cat, cfg)
+    out = []
+    for tp in _pow2_upto(min(node, 8)):
+        if m.attention_heads % tp or (m.kv_heads % tp and tp > m.kv_heads):
+            continue
+        for cp in (_pow2_upto(16) if cfg.context >= 32768 else [1]):
+            for pp in (_pow2_upto(32) if n > node else [1]):
+                if pp > m.layers // 2 and pp > 1:
+                    continue
+                mpar = tp * cp * pp
+                if n % mpar:
+                    continue
+                dp = n // mpar
+                mb = cfg.batch
+                if dp * mb * cfg.context > max(global_tokens, _c(cat, "max_global_batch_tokens")):
+                    continue  # more data parallel than the largest published batch allows
+                ga = max(1, math.ceil(global_tokens / (dp * mb * cfg.context)))
+                out.append(Layout(tp, pp, dp, cp, mb, ga, interleave(m.layers, pp)))
+    return out
+
+
+def strategies(cat: Catalog, cfg: Config, lo: Layout) -> list[Strategy]:
+    """What each framework can run on this layout (DeepSpeed ZeRO without model parallel; torchtitan FSDP/HSDP
+    with TP/PP/CP; Megatron distributed optimizer with TP/PP/CP; torchtune single-device and FSDP recipes)."""
+    wl = WORKLOADS[cfg.workload]
+    single = cfg.count == 1
+    out: list[Strategy] = []
+    cks = ("none", "selective", "full")
+    if lo.tp == lo.pp == lo.cp == 1:
+        for shard in (("ddp",) if single else ("ddp", "zero1", "zero2", "zero3")):
+            for ck in ("none", "full"):
+                for optim in ("adamw", "adamw-8bit") if not wl.adapters else ("adamw",):
+                    out.append(Strategy("deepspeed", shard, optim, checkpointing=ck))
+                if wl.adapters:
+                    continue
+                offloads = [("optimizer", dev) for dev in ("cpu", "nvme")] if shard != "ddp" else []
+                if shard == "zero3":
+                    offloads += [("optimizer+params", dev) for dev in ("cpu", "nvme")]
+                for off, dev in offloads:
+                    out.append(Strategy("deepspeed", shard, "adamw", off, dev, ck))
+        for ck in ("full", "full+offload"):
+            if single:
+                if not wl.adapters:
+                    out.append(Strategy("torchtune", "ddp", "paged-adamw-8bit", checkpointing=ck))
+                else:
+                    out.append(Strategy("torchtune", "ddp", checkpointing=ck))
+            else:
+                out.append(Strategy("torchtune", "zero3", checkpointing=ck))
+                if not wl.adapters:
+                    out.append(Strategy("torchtune", "zero3", "adamw", "optimizer+params", "cpu", ck))
+    if wl.adapters:
+        return out
+    if not single:
+        for shard in ("zero3", "hsdp", "ddp"):
+            if shard == "hsdp" and cfg.count <= gpus_per_node(cat, cfg):
+                continue
+            for ck in cks:
+                out.append(Strategy("torchtitan", shard, checkpointing=ck))
+        for ck in cks:
+            out.append(Strategy("megatron", "zero1", checkpointing=ck))
+    return out
+
+
+def _key(p: Plan) -> tuple:
+    st = p.strategy
+    # Speed in 2 % steps: plans within one step count as equally fast and the simpler one wins.
+    speed = -round(math.log(max(p.tokens_per_s, 1e-9)) / math.log(1.02))
+    return (not p.fits, st.optimizer != "adamw", speed, _SIMPLE[st.sharding] + (st.offload != "none") * 5,
+            _FRAMEWORK_ORDER[st.framework])
+
+
+def choose(cat: Catalog, cfg: Config, global_tokens: float | None = None,
+           constraint: dict[str, Any] | None = None) -> tuple[Plan, list[Plan]]:
+    """The fastest plan that fits (standard AdamW numerics before 8-bit states, then speed in 2 % steps, then
+    the simpler setting); `constraint` pins strategy or layout fields (e.g. a published run's TP/PP)."""
+    wl = WORKLOADS[cfg.workload]
+    if global_tokens is None:
+        global_tokens = _c(cat, "pretrain_global_batch_tokens" if cfg.workload == "training" else
+                           "finetune_global_batch_tokens")
+    constraint = constraint or {}
+    lay_fix = {k: v for k, v in constraint.items() if k in Layout.__dataclass_fields__}
+    st_fix = {k: v for k, v in constraint.items() if k in Strategy.__dataclass_fields__}
+    plans = []
+    for lo in layouts(cat, cfg, global_tokens) if not {"tp", "pp", "dp"} <= set(lay_fix) else [
+            Layout(**{"cp": 1, "micro_batch": cfg.batch, "grad_accum": 1,
+                      "virtual_stages": interleave(cfg.model.layers, lay_fix.get("pp", 1)), **lay_fix})]:
+        if lay_fix and any(getattr(lo, k) != v for k, v in lay_fix.items()):
+            continue
+        for st in strategies(cat, cfg, lo) if not {"framework", "sharding"} <= set(st_fix) else [
+                Strategy(**st_fix)]:
+            if any(getattr(st, k) != v for k, v in st_fix.items()):
+                continue
+            if wl.adapters and st.lora_layers != constraint.get("lora_layers", 1.0):
+                st = replace(st, lora_layers=constraint["lora_layers"])
+            plans.append(evaluate(cat, cfg, st, lo))
+    if not plans:
+        raise ValueError(f"no training layout for {cfg.count} GPUs with {constraint}")
+    plans.sort(key=_key)
+    return plans[0], plans
+
+
+def goodput(cat: Catalog, gpus: int) -> float:
+    """Share of wall time spent on useful training: interruptions grow with the GPU count. Llama 3 405B lost
+    under 10 % on 16,384 GPUs (466 interruptions in 54 days); the lost share scales with GPUs at the same
+    per-GPU failure rate and time lost per interruption."""
+    ref_gpus, ref = _c(cat, "reliability_reference_gpus"), _c(cat, "reliability_reference_goodput")
+    return max(0.5, 1 - (1 - ref) * gpus / ref_gpus)
+
+
+def _launch(cat: Catalog, cfg: Config, p: Plan) -> dict[str, Any]:
+    from .launch import launch_for  # launch snippets are data-shaped; kept apart from the arithmetic
+
+    return launch_for(cat, cfg, p)
+
+
+def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, global_batch_tokens: float | None = None,
+                  constraint: dict[str, Any] | None = None) -> Plan:
+    """The plan a team would run for this model x GPU x count: strategy, layout, per-GPU memory, speed, and for
+    `tokens` the days, GPU-hours and cost, plus a launch config for the chosen framework."""
+    wl = WORKLOADS[cfg.workload]
+    if not wl.trains:
+        raise ValueError(f"plan_training: {cfg.workload} does not train")
+    best, allp = choose(cat, cfg, global_batch_tokens, constraint)
+    p = best
+    p.goodput = goodput(cat, cfg.count)
+    if tokens:
+        p.tokens = float(tokens)
+        wall_s = tokens / (p.tokens_per_s * p.goodput)
+        p.days = wall_s / 86400
+        p.gpu_hours = wall_s / 3600 * cfg.count
+        watts = cfg.gpu.board_power_w * cfg.count * _c(cat, "training_power_fraction")
+        kwh = watts / 1000 * wall_s / 3600 * cfg.pue
+        p.cost = {"energy_kwh": kwh, "energy_cost": kwh * cfg.electricity_per_kwh}
+        if cfg.gpu.rent_usd_per_hour:
+            p.cost["rent_usd"] = p.gpu_hours * cfg.gpu.rent_usd_per_hour
+        p.cost["buy_usd"] = cfg.gpu.price_usd * cfg.count
+    p.considered = _considered(allp, p)
+    p.notes = _why(cat, cfg, p) + p.notes
+    p.launch = _launch(cat, cfg, p)
+    return p
+
+
+def _considered(allp: list[Plan], best: Plan) -> list[dict[str, Any]]:
+    """The best plan of each sharding x offload family, to say why the chosen one won."""
+    seen: dict[tuple, Plan] = {}
+    for q in allp:
+        k = (q.strategy.framework, q.strategy.sharding, q.strategy.offload, q.strategy.optimizer)
+        if k not in seen:
+            seen[k] = q
+    out = []
+    for q in list(seen.values())[:12]:
+        out.append({"strategy": q.strategy.name, "framework": q.strategy.framework, "layout": q.layout.label(),
+                    "per_gpu_gib": round(q.per_gpu_gib["total"], 1), "fits": q.fits,
+                    "host_gib_per_node": round(q.host_gib_per_node, 0),
+                    "tokens_per_s": round(q.tokens_per_s, 0), "chosen": q is best})
+    return out
+
+
+def _why(cat: Catalog, cfg: Config, p: Plan) -> list[str]:
+    st, lo, mem = p.strategy, p.layout, p.per_gpu_gib
+    out = [f"strategy: {st.name} on {st.framework}; layout {lo.label()}, micro-batch {lo.micro_batch} x "
+           f"{cfg.context} tokens, {lo.grad_accum} micro-batches per step"]
+    if not p.fits:
+        out.append(f"nothing fits: the smallest plan needs {mem['total']:.1f} of {mem['available']:g} GiB per GPU"
+                   + (f" and {p.host_gib_per_node:.0f} GiB host memory per node" if p.host_gib_per_node else ""))
+    if st.offload != "none":
+        out.append(f"offload: {p.host_gib_per_node:.0f} GiB of host memory per node; {p.comm_s['offload']:.2f} s "
+                   f"per step ({p.shares['offload']:.0%}) for the CPU optimizer step and PCIe transfers")
+    if lo.tp > 1:
+        out.append(f"tensor parallel {lo.tp} over {p.links.get('tensor')}: {p.comm_s['tensor']:.3f} s per step "
+                   f"({p.shares['tensor']:.0%})")
+    if lo.pp > 1:
+        out.append(f"pipeline parallel {lo.pp} across nodes: bubble (p-1)/(v m + p - 1) = {lo.bubble:.1%} with "
+                   f"m = {lo.grad_accum} micro-batches, v = {lo.virtual_stages} virtual stages")
+    if lo.dp > 1:
+        out.append(f"data parallel {lo.dp} over {p.links.get('data')}: {p.comm_s['data']:.3f} s exposed per step"
+                   + (f"; inter-node fabric {p.shares['fabric']:.0%} of the step" if p.shares["fabric"] else ""))
+    if cfg.workload == "qlora":
+        out.append("QLoRA: NF4 weights dequantised to bf16 for each GEMM pass (memory-bound, counted in the step)")
+    out.append(f"MFU {p.mfu:.0%} (6N + attention FLOPs over peak BF16); step {p.step_s:.2f} s, "
+               f"{p.tokens_per_s:,.0f} tokens/s; slowdown x{p.slowdown:.2f} against compute without recompute")
+    if p.tokens:
+        out.append(f"goodput {p.goodput:.1%} (interruptions scale with GPU count; Llama 3: >90 % on 16,384 GPUs)")
+    return out
+
+
+def format_plan(p: Plan, currency: str = "USD") -> str:
+    """The plan as text: layout, strategy, per-GPU memory, time, GPU-hours, cost, launch snippet, why."""
+    import json
+
+    lo, st, mem = p.layout, p.strategy, p.per_gpu_gib
+    lines = ["", "Training plan", f"  strategy   {st.name} ({st.framework})",
+             f"  layout     {lo.label()}  (links: " + ", ".join(f"{k} {v}" for k, v in p.links.items()) + ")"
+             + (f"; {lo.virtual_stages} virtual stages, bubble {lo.bubble:.1%}" if lo.pp > 1 else ""),
+             f"  batch      micro-batch {lo.micro_batch}, {lo.grad_accum} micro-batches per step",
+             "  memory/GPU " + ", ".join(f"{k} {mem[k]:.1f}" for k in ("weights", "gradients", "optimizer",
+                                                                      "activations", "logits", "overhead"))
+             + f" = {mem['total']:.1f} of {mem['available']:g} GiB" + ("" if p.fits else "  DOES NOT FIT"),
+             ]
+    if p.host_gib_per_node:
+        lines.append(f"  host       {p.host_gib_per_node:.0f} GiB per node for offloaded state")
+    lines.append(f"  speed      {p.tokens_per_s:,.0f} tokens/s, step {p.step_s:.2f} s, MFU {p.mfu:.0%}; comm per step "
+                 + ", ".join(f"{k} {v:.3f} s" for k, v in p.comm_s.items() if v))
+    if p.tokens:
+        lines.append(f"  time       {p.tokens:.3g} tokens in {p.days:.1f} days at goodput {p.goodput:.1%}; "
+                     f"{p.gpu_hours:,.0f} GPU-hours")
+        cost = p.cost
+        lines.append("  cost       " + (f"rent {cost['rent_usd']:,.0f} USD; " if "rent_usd" in cost else "")
+                     + f"energy {cost['energy_kwh']:,.0f} kWh = {cost['energy_cost']:,.0f} {currency}; "
+                     f"buying the GPUs {cost['buy_usd']:,.0f} USD")
+    lines.append(f"  launch     {p.launch['tool']}: {p.launch['command']}")
+    if p.launch["tool"] == "deepspeed":
+        lines += ["  ds_config.json:"] + ["    " + ln for ln in json.dumps(p.launch["config"], indent=2).splitlines()]
+    lines.append("  why")
+    lines += [f"    - {n}" for n in p.notes]
+    others = [c for c in p.considered if not c["chosen"]][:6]
+    if others:
+        lines.append("  also considered")
+        lines += [f"    - {c['strategy']} ({c['framework']}, {c['layout']}): {c['per_gpu_gib']} GiB/GPU"
+                  + ("" if c["fits"] else " - does not fit") + f", {c['tokens_per_s']:,.0f} tokens/s" for c in others]
+    return "\n".join(lines)
+
+
+__all__ = ["CHECKPOINTING", "OPTIMIZERS", "SHARDING", "Layout", "Plan", "Strategy", "choose", "evaluate",
+           "format_plan", "goodput", "layouts", "plan_memory", "plan_training", "strategies"]

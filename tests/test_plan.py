@@ -1,0 +1,127 @@
+"""Training plans (expert/estimate/plan.py): strategy choice, memory per strategy, layout, launch configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from expert.estimate import GIB, Config, estimate
+from expert.estimate.launch import launchers, validate_launch
+from expert.estimate.plan import Layout, Strategy, evaluate, goodput, plan_training
+
+
+def cfg(cat, model, gpu, count, precision="bf16", workload="finetune", context=4096, batch=1):
+    return Config(model=cat.models[model], gpu=cat.gpus[gpu], count=count, precision=cat.precisions[precision],
+                  workload=workload, context=context, batch=batch)
+
+
+def test_70b_full_finetune_on_one_h100_node_needs_zero3_with_cpu_offload(cat):
+    p = plan_training(cat, cfg(cat, "llama-3.1-70b", "h100-sxm", 8), tokens=1e9)
+    assert p.fits and p.strategy.sharding == "zero3" and p.strategy.offload != "none"
+    assert p.strategy.offload_device == "cpu" and p.launch["tool"] == "deepspeed"
+    zero = p.launch["config"]["zero_optimization"]
+    assert zero["stage"] == 3 and zero["offload_optimizer"]["device"] == "cpu"
+    # 16 B/param without offload: 70.6e9 x 16 / 8 GPUs = 131 GiB per GPU, more than 80.
+    plain = evaluate(cat, cfg(cat, "llama-3.1-70b", "h100-sxm", 8), Strategy("deepspeed", "zero3"),
+                     Layout(1, 1, 8, 1, 1, 8))
+    assert not plain.fits and plain.per_gpu_gib["total"] > 131
+    assert p.comm_s["offload"] > 0 and p.gpu_hours == pytest.approx(p.days * 24 * 8)
+
+
+def test_zero_stages_shard_state_as_the_zero_paper_says(cat):
+    c = cfg(cat, "llama-2-7b", "h100-sxm", 8)
+    n = cat.models["llama-2-7b"].params
+    mem = {s: evaluate(cat, c, Strategy("deepspeed", s), Layout(1, 1, 8)).per_gpu_gib for s in
+           ("ddp", "zero1", "zero2", "zero3")}
+    state = {s: (v["gradients"] + v["optimizer"]) * GIB / n for s, v in mem.items()}
+    assert state["ddp"] == pytest.approx(2 + 12)  # bf16 grads + fp32 master, m, v
+    assert state["zero1"] == pytest.approx(2 + 12 / 8)
+    assert state["zero2"] == pytest.approx((2 + 12) / 8)
+    assert mem["zero3"]["weights"] < mem["zero2"]["weights"] / 4  # 2 B/param sharded + two gathered layers
+
+
+def test_8bit_and_paged_optimizers_shrink_state(cat):
+    c = cfg(cat, "llama-3.1-8b", "rtx-a6000", 1, context=2048, batch=2)
+    lo = Layout(1, 1, 1, 1, 2, 1)
+    adam = evaluate(cat, c, Strategy("deepspeed", "ddp", checkpointing="full"), lo)
+    bnb = evaluate(cat, c, Strategy("deepspeed", "ddp", "adamw-8bit", checkpointing="full"), lo)
+    paged = evaluate(cat, c, Strategy("torchtune", "ddp", "paged-adamw-8bit", checkpointing="full"), lo)
+    assert bnb.per_gpu_gib["optimizer"] == pytest.approx(adam.per_gpu_gib["optimizer"] / 2)
+    assert not adam.fits and paged.fits
+    assert plan_training(cat, c).strategy.optimizer != "adamw"  # only an 8-bit optimizer fits one 48 GB card
+
+
+def test_checkpointing_and_activation_offload_trade_memory_for_time(cat):
+    c = cfg(cat, "llama-3.1-8b", "h100-sxm", 8, context=8192)
+    lo = Layout(1, 1, 8, 1, 1, 4)
+    act = {ck: evaluate(cat, c, Strategy("torchtitan", "zero3", checkpointing=ck), lo) for ck in
+           ("none", "selective", "full", "full+offload")}
+    mems = [act[k].per_gpu_gib["activations"] for k in ("none", "selective", "full", "full+offload")]
+    assert mems == sorted(mems, reverse=True)
+    assert act["full"].step_s > act["none"].step_s  # one extra forward pass
+
+
+def test_pipeline_bubble_follows_the_megatron_formula():
+    assert Layout(8, 16, 64, 1, 1, 32).bubble == pytest.approx(15 / 47)
+    assert Layout(8, 16, 64, 1, 1, 32, virtual_stages=4).bubble == pytest.approx(15 / (4 * 32 + 15))
+    assert Layout(8, 1, 64).bubble == 0
+
+
+def test_large_pretraining_run_gets_an_explained_3d_layout(cat):
+    p = plan_training(cat, cfg(cat, "llama-3.1-70b", "h100-sxm", 1024, workload="training", context=8192), 2e12)
+    lo = p.layout
+    assert lo.tp * lo.pp * lo.dp * lo.cp == 1024 and lo.tp <= 8 and p.fits
+    assert p.links.get("tensor", "nvlink") == "nvlink"  # TP never leaves the NVLink domain
+    assert lo.dp * lo.micro_batch * 8192 <= 16 * 2**20  # within the largest published Llama batch
+    assert 0.3 < p.mfu < 0.65 and p.goodput < 1.0 and p.days > 1
+    assert any("tensor parallel" in n or "data parallel" in n for n in p.notes)
+
+
+def test_llama3_405b_table4_layout_reproduces_the_published_mfu(cat):
+    c = cfg(cat, "llama-3.1-405b", "h100-sxm", 16384, workload="training", context=8192)
+    p = plan_training(cat, c, constraint={"tp": 8, "pp": 16, "dp": 128, "cp": 1, "micro_batch": 1, "grad_accum": 16})
+    assert p.mfu == pytest.approx(0.41, rel=0.15)
+
+
+def test_goodput_is_the_llama3_figure_at_16k_gpus_and_higher_below(cat):
+    assert goodput(cat, 16384) == pytest.approx(0.9)
+    assert goodput(cat, 8) > 0.999
+
+
+def test_qlora_pays_for_dequantisation(cat):
+    lo = Layout(1, 1, 1, 1, 2, 1)
+    st = Strategy("torchtune", "ddp", checkpointing="full")
+    lora = evaluate(cat, cfg(cat, "llama-3.1-8b", "rtx-4090", 1, workload="lora", context=2048, batch=2), st, lo)
+    qlora = evaluate(cat, cfg(cat, "llama-3.1-8b", "rtx-4090", 1, "nf4", workload="qlora", context=2048, batch=2),
+                     st, lo)
+    assert qlora.tokens_per_s < lora.tokens_per_s
+    # NF4 at 4.127 bits/weight with the 16-bit embeddings and lm_head: 5.3 GiB against 15.0 GiB in bf16.
+    assert qlora.per_gpu_gib["weights"] < lora.per_gpu_gib["weights"] / 2.5
+
+
+@pytest.mark.parametrize("model,gpu,count,workload,ctx", [
+    ("llama-3.1-70b", "h100-sxm", 8, "finetune", 4096), ("llama-3.1-70b", "h100-sxm", 1024, "training", 8192),
+    ("llama-3.1-8b", "rtx-4090", 1, "finetune", 2048), ("llama-3.1-8b", "rtx-4090", 1, "qlora", 2048),
+    ("llama-3.1-405b", "h100-sxm", 16384, "training", 131072), ("llama-3.1-8b", "a100-80gb-sxm", 64, "training", 8192),
+])
+def test_every_launch_snippet_uses_only_documented_keys(cat, model, gpu, count, workload, ctx):
+    prec = "nf4" if workload == "qlora" else "bf16"
+    p = plan_training(cat, cfg(cat, model, gpu, count, prec, workload, ctx))
+    assert validate_launch(p.launch) == []
+
+
+def test_the_launch_validator_rejects_undocumented_keys():
+    bad = {"tool": "deepspeed", "config": {"train_batch_size": 8, "train_micro_batch_size_per_gpu": 1,
+                                           "gradient_accumulation_steps": 1, "zero_optimisation": {},
+                                           "zero_optimization": {"stage": 2, "offload_param": {"device": "cpu"}}}}
+    errors = validate_launch(bad)
+    assert "zero_optimisation" in errors and any("offload_param.device" in e for e in errors)
+    assert validate_launch({"tool": "megatron", "flags": {"--tensor-parallel-size": 8}}) == ["--tensor-parallel-size"]
+    assert all(launchers()[t]["source"]["repo"] for t in ("deepspeed", "torchtitan", "megatron", "torchtune"))
+
+
+def test_estimate_reports_the_plan_for_training_configs(cat):
+    e = estimate(cat, cfg(cat, "llama-3.1-70b", "h100-sxm", 8))
+    assert e.fits and e.plan is not None
+    assert e.memory_gib["per_gpu"] == pytest.approx(e.plan.per_gpu_gib["total"])
+    assert e.throughput["train_tokens_per_s"] == pytest.approx(e.plan.tokens_per_s)
+    assert e.to_dict()["plan"]["launch"]["tool"] == "deepspeed"
