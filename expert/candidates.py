@@ -12,45 +12,48 @@ import math
 from dataclasses import dataclass
 
 from .catalog import Catalog, Gpu, Precision
+from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
-from .estimate import Config, Estimate, Link, decode_rate, estimate
+from .estimate import Config, Estimate, Link, estimate
+from .estimate.engines import engine_info
+from .estimate.serving import serve
 from .request import Request
 
-# Precisions the expert weighs when the user says `auto`, per workload.
-AUTO_PRECISIONS = {
-    "dev": ("bf16", "fp16", "fp8", "int8", "int4", "q8_0", "q4_k_m"),
-    "inference": ("bf16", "fp16", "fp8", "int8", "int4", "q8_0", "q4_k_m"),
-    "lora": ("bf16", "fp16"),
-    "qlora": ("nf4",),
-    "finetune": ("bf16", "fp16"),
-    "training": ("bf16", "fp16", "fp8"),
-}
-
-# Serving capacity is measured at the largest concurrency that fits, up to this many sequences
-# (vLLM's default max_num_seqs is 256; 64 keeps per-user speed interactive), and llama.cpp's
-# server is run with a handful of parallel slots.
-CAPACITY_MAX_BATCH = {"vllm": 64, "llama.cpp": 8}
-
-# Pre-training and full fine-tuning may span several 8-GPU nodes: HGX-class parts are also weighed in
-# clusters of these sizes (inference candidates stay within one node).
-CLUSTER_COUNTS = tuple(2**k for k in range(4, 15))  # 16 ... 16,384 GPUs (Llama 3 405B: 16K H100)
+# Which precisions `auto` weighs, cluster sizes, serving limits and quality tiers are policy
+# (rules/policy.yaml, core/policy.py), not code.
 
 NEVER = 1e15  # stands in for "never" (e.g. training days of a configuration that cannot run)
 
 
 @dataclass(frozen=True)
 class Economics:
-    price_each: float  # per GPU, request currency
-    price_note: str  # where the price came from
-    capex: float
+    """Whole-system cost on one basis (request currency): the GPUs, the platform they are built into
+    (host, server or baseboard, cluster network), energy, and datacenter hosting (facts/platforms.yaml)."""
+    price_each: float  # per GPU
+    price_note: str  # where the GPU price came from
+    gpu_capex: float  # the GPUs alone
+    platform_capex: float  # host / server / baseboard / network the GPUs need (0 when the price includes it)
+    platform_note: str
     energy_per_year: float
     energy_total: float  # over the request's years
+    hosting_per_year: float  # colocation of a datacenter deployment (0 on a desk)
     budget: float
+    years: float
+    host_memory_gib: float = 0.0  # host RAM per node of the platform (what optimizer offload can use)
+
+    @property
+    def capex(self) -> float:
+        """What is bought: the GPUs and the platform around them."""
+        return self.gpu_capex + self.platform_capex
+
+    @property
+    def gpu_share(self) -> float:
+        return self.gpu_capex / self.capex if self.capex else 0.0
 
     @property
     def tco(self) -> float:
-        """Capex plus energy over the request's years."""
-        return self.capex + self.energy_total
+        """Capex plus energy and hosting over the request's years."""
+        return self.capex + self.energy_total + self.hosting_per_year * self.years
 
     @property
     def budget_ratio(self) -> float:
@@ -61,24 +64,41 @@ class Economics:
         return self.energy_total / self.tco if self.tco else 0.0
 
     @property
+    def platform_share(self) -> float:
+        return self.platform_capex / self.capex if self.capex else 0.0
+
+    @property
     def shortfall(self) -> float:
         return max(0.0, self.capex - self.budget)
 
 
 @dataclass(frozen=True)
 class Rent:
-    """Renting the same GPUs in the cloud for the same hours and years (cloud prices include power and
-    hosting; the purchase TCO does not include a host system)."""
+    """Renting the same GPUs in the cloud (prices include host, power and hosting) for the real usage:
+    a finite run for its duration plus a setup overhead, a service for hours/day over the years."""
     per_hour: float
-    total: float
-    vs_tco: float
-
+    total: float  # for the usage
+    vs_tco: float  # rent total / buying's TCO for the same usage
+    basis: str  # what the total covers
+    break_even: str  # when buying starts to pay, in months of use or number of runs
 
 @dataclass(frozen=True)
-class Capacity:
-    """Serving capacity: aggregate decode tokens/s at the largest concurrency that fits."""
-    batch: int
-    tokens_per_s: float
+class Sizing:
+    """The system sized to the request's requirement.
+
+    Serving and development: `replicas` copies of this configuration (each `count` GPUs), each holding up
+    to `users_per_replica` users at the speed floor and TTFT target; the figures are at the requirement's
+    load. Training: one configuration, `meets` when the run finishes by the deadline."""
+    meets: bool
+    replicas: int
+    users_per_replica: int  # the most users one replica serves within the speed floor and TTFT target
+    per_user_tps: float  # decode speed each user sees at the requirement's load
+    ttft_s: float  # time to first token at that load
+    total_tps: float  # output tokens/s of the whole system at that load
+    shortfall: str  # why the requirement is missed ("" when met), in units
+
+
+NOT_SIZED = Sizing(False, 0, 0, 0.0, 0.0, 0.0, "does not fit in GPU memory")
 
 
 @dataclass(frozen=True)
@@ -91,13 +111,25 @@ class Candidate:
     estimate: Estimate
     economics: Economics
     rent: Rent | None
-    capacity: Capacity
+    sizing: Sizing
+    tier: int  # quality tier of the precision (0 = best; rules/policy.yaml quality_tiers)
+    quality_class: int  # within a tier, its quality class (0 = lossless in practice; rules/policy.yaml)
     min_count: int  # fewest of this GPU that fit at this precision (0: none)
     lightest_precision: str  # the best-quality usual precision that fits these cards ("none")
 
     @property
     def label(self) -> str:
         return f"{self.count} x {self.gpu.id} @ {self.precision.id}"
+
+    @property
+    def gpus(self) -> int:
+        """GPUs in the whole system: the configuration times its replicas."""
+        return self.count * max(self.sizing.replicas, 1)
+
+    @property
+    def system_label(self) -> str:
+        r = self.sizing.replicas
+        return self.label if r <= 1 else f"{r} x ({self.count} x {self.gpu.id}) @ {self.precision.id}"
 
     @property
     def link(self) -> Link:
@@ -137,7 +169,37 @@ class Candidate:
 
     @property
     def energy_per_million_tokens(self) -> float:
-        return finite(self.estimate.power["energy_cost_per_million_tokens"])
+        """Electricity per million tokens at the load sized for (not at batch 1)."""
+        if WORKLOADS[self.request.workload].trains:
+            return finite(self.estimate.power["energy_cost_per_million_tokens"])
+        tps = self.sizing.total_tps
+        return self.economics.energy_per_year / (self.request.hours_per_day * 365 * 3600 * tps) * 1e6 if tps else 0.0
+
+    @property
+    def cost_per_million_tokens(self) -> float:
+        """Whole TCO per million output tokens served at the requirement's load over the years of ownership."""
+        tps = self.sizing.total_tps
+        if WORKLOADS[self.request.workload].trains or not tps:
+            return 0.0
+        r = self.request
+        return self.tco / (tps * 3600 * r.hours_per_day * 365 * r.years) * 1e6
+
+    @property
+    def run_cost(self) -> float:
+        """Cost of one training run on owned hardware: its energy plus the run's share of the capex over the
+        years of ownership (straight-line)."""
+        if not WORKLOADS[self.request.workload].trains or self.train_days >= NEVER:
+            return 0.0
+        r = self.request
+        days = self.train_days
+        # A run keeps the GPUs busy around the clock: energy per hour of use x 24 x days.
+        per_hour = self.economics.energy_per_year / (365 * max(r.hours_per_day, 1e-9))
+        return per_hour * 24 * days + self.capex * min(1.0, days / (365 * r.years))
+
+    @property
+    def cost_per_user(self) -> float:
+        users = self.request.users
+        return self.tco / users if users else 0.0
 
 
 def finite(x: float | None, default: float = 0.0) -> float:
@@ -157,31 +219,45 @@ def gpu_price(cat: Catalog, gpu: Gpu, currency: str) -> tuple[float, str]:
                                   f"({cat.energy.currency_dates[currency]})")
 
 
-def counts_for(g: Gpu, req: Request) -> tuple[int, ...]:
+def counts_for(g: Gpu, req: Request, policy: Policy, price: float | None = None) -> tuple[int, ...]:
     if WORKLOADS[req.workload].multi_node and g.nvlink_max_gpus >= 8 and g.segment == "datacenter":
-        return g.counts + tuple(c for c in CLUSTER_COUNTS if c > max(g.counts))
+        out = list(g.counts)
+        for c in policy.cluster_counts:
+            if c <= max(g.counts):
+                continue
+            out.append(c)
+            if price is not None and price * c > policy.cluster_budget_multiple * req.budget:
+                break  # every larger cluster costs even more: the first one over is enough to explain
+        return tuple(out)
     return g.counts
 
 
-def precisions_for(cat: Catalog, req: Request) -> list[Precision]:
-    ids = AUTO_PRECISIONS[req.workload] if req.precision == "auto" else (req.precision,)
+def precisions_for(cat: Catalog, req: Request, policy: Policy) -> list[Precision]:
+    ids = policy.auto_precisions(req.workload) if req.precision == "auto" else (req.precision,)
     return [cat.precisions[i] for i in ids if i in cat.precisions]
 
 
-def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) -> list[Candidate]:
-    """Estimate every GPU x count x precision the request could use."""
+def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
+                     policy: Policy | None = None) -> list[Candidate]:
+    """Estimate every GPU x count x precision the request could use, and size each to the requirement."""
+    pol = policy or load_policy()
     pool = gpus if gpus is not None else list(cat.gpus.values())
-    precisions = precisions_for(cat, req)
+    precisions = precisions_for(cat, req, pol)
     ids = {p.id for p in precisions}
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     estimates: dict[tuple[str, int, str], Estimate] = {}
 
+    decodes = WORKLOADS[req.workload].decodes
+
+    def config(g: Gpu, n: int, p: Precision, batch: int) -> Config:
+        return Config(model=req.model, gpu=g, count=n, precision=p, workload=req.workload, context=req.context,
+                      batch=batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue)
+
     def est_of(g: Gpu, n: int, p: Precision) -> Estimate:
+        # Serving fits when the weights and one sequence fit; concurrency is then a matter of sizing.
         key = (g.id, n, p.id)
         if key not in estimates:
-            estimates[key] = estimate(cat, Config(
-                model=req.model, gpu=g, count=n, precision=p, workload=req.workload, context=req.context,
-                batch=req.batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue))
+            estimates[key] = estimate(cat, config(g, n, p, 1 if decodes else req.batch))
         return estimates[key]
 
     def weighed(g: Gpu, p: Precision) -> bool:
@@ -190,13 +266,14 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
 
     # What "a lighter precision would fit" may suggest: the workload's usual precisions, best quality first,
     # whether or not the user asked for one precision.
-    suggestable = sorted((cat.precisions[i] for i in AUTO_PRECISIONS[req.workload] if i in cat.precisions),
+    suggestable = sorted((cat.precisions[i] for i in pol.auto_precisions(req.workload) if i in cat.precisions),
                          key=lambda q: (q.quality_rank, -q.bits_per_weight))
     out: list[Candidate] = []
     hours = req.hours_per_day * 365
     for g in pool:
         price, note = gpu_price(cat, g, req.currency)
-        counts = counts_for(g, req)
+        # Only what can be bought: counts the part is sold in (8-GPU baseboards, 72-GPU racks).
+        counts = tuple(c for c in counts_for(g, req, pol, price) if c % max(g.gpus_per_unit, 1) == 0)
         for n in counts:
             for p in precisions:
                 if not weighed(g, p):
@@ -207,34 +284,155 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None) 
                     lightest = p.id
                 else:
                     lightest = next((q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
-                capex = price * n
-                energy_year = est.power["energy_cost_per_hour"] * hours
-                econ = Economics(price, note, capex, energy_year, energy_year * req.years, req.budget)
+                sizing = size(cat, req, est, pol)
+                if decodes and sizing.meets:
+                    # Memory, power and speed figures at the load each replica carries.
+                    est = estimate(cat, config(g, n, p, -(-req.users // sizing.replicas)))
+                gpus_total = n * max(sizing.replicas, 1)
+                econ = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price, note, hours, pol)
+                days = _train_days(req, est) if not decodes else 0.0
                 out.append(Candidate(
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
-                    rent=_rent(cat, req, g, n, econ.tco), capacity=_capacity(cat, req, est),
+                    rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=pol.tier_of(p.bits_per_weight),
+                    quality_class=pol.quality_class(p.quality, req.workload),
                     min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest))
     return out
 
 
-def _capacity(cat: Catalog, req: Request, est: Estimate) -> Capacity:
-    """Aggregate decode tokens/s at the largest concurrency whose KV caches fit next to the weights."""
-    if WORKLOADS[req.workload].trains or not est.fits:
-        return Capacity(0, 0.0)
-    mem = est.memory_gib
-    per_seq = mem["kv_cache"] / req.batch
-    free = mem["headroom_per_gpu"] * est.config.count
-    extra = int(free // per_seq) if per_seq > 0 else 0
-    limit = CAPACITY_MAX_BATCH.get(est.engine, 64)
-    batch = max(req.batch, min(limit, req.batch + extra))
-    if batch == req.batch:
-        return Capacity(batch, finite(est.throughput["decode_tokens_per_s"]))
-    return Capacity(batch, finite(decode_rate(cat, est, batch)))
+def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
+    """Size one configuration to the request's requirement (see Sizing)."""
+    if WORKLOADS[req.workload].trains:
+        days = _train_days(req, est)
+        if not est.fits:
+            return NOT_SIZED
+        ok = days <= req.deadline_days
+        why = "" if ok else (f"{days:,.1f} days to train {req.tokens:,.0f} tokens, over the {req.deadline_days:g}-day "
+                             "deadline" if days < NEVER else "cannot train at all")
+        return Sizing(ok, 1, 0, 0.0, 0.0, finite(est.throughput["train_tokens_per_s"]), why)
+    if not est.fits:
+        return NOT_SIZED
+    cfg = est.config
+    users, p, o = req.users, req.prompt_tokens, req.output_tokens
+    floor, ttft = req.min_tokens_per_s, req.ttft_s
+
+    def served(u: int):
+        return serve(cat, cfg, u, p, o, req.context)
+
+    def ok(sv) -> bool:
+        return sv.per_user_tps >= floor and sv.ttft_s <= ttft
+
+    one = served(1)
+    if not ok(one):
+        if one.per_user_tps < floor:
+            why = f"one user gets {one.per_user_tps:,.1f} tokens/s, below the {floor:g} tokens/s floor"
+        else:
+            why = f"the first token takes {one.ttft_s:,.2f} s for a {p:,}-token prompt, over the {ttft:g} s target"
+        return Sizing(False, 0, 0, one.per_user_tps, one.ttft_s, 0.0, why)
+    # The most users one replica holds within the floor and the target (per-user speed falls and TTFT grows
+    # with load, so the set of good loads is an interval from 1).
+    lo, hi = 1, max(1, min(one.max_users_fitting, int(engine_info(cat, est.engine).get("max_batch", 256))))
+    if ok(served(hi)):
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(served(mid)):
+            lo = mid
+        else:
+            hi = mid - 1
+    per_replica = lo
+    replicas = -(-users // per_replica)
+    if replicas > policy.max_replicas:
+        return Sizing(False, replicas, per_replica, 0.0, 0.0, 0.0,
+                      f"needs {replicas:,} replicas of {cfg.count} GPU(s) for {users:,} users, more than the "
+                      f"{policy.max_replicas} this tool sizes")
+    at = served(-(-users // replicas))
+    return Sizing(True, replicas, per_replica, at.per_user_tps, at.ttft_s, at.total_tps * replicas, "")
 
 
-def _rent(cat: Catalog, req: Request, g: Gpu, n: int, tco: float) -> Rent | None:
+def _train_days(req: Request, est: Estimate) -> float:
+    rate = finite(est.throughput["train_tokens_per_s"])
+    return (req.tokens or 0.0) / rate / 86400 if rate else NEVER
+
+
+def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
+                  policy: Policy | None = None) -> tuple[float, str, float]:
+    """USD of what `gpus` of this part must be built into, what that is, and its host memory per node (GiB; what
+    optimizer offload can use) (facts/platforms.yaml)."""
+    pol = policy or load_policy()
+    plat = cat.platforms["platforms"]
+    per_node = int(plat["baseboard-server"]["max_gpus"])
+    nodes = -(-gpus // per_node)
+    net = plat["cluster-network-per-node"]["price_usd"] * nodes if nodes > 1 else 0.0
+    net_note = f" + cluster network for {nodes} nodes" if nodes > 1 else ""
+    if g.form_factor == "system" or g.sold_in in ("system", "rack"):
+        return net, "a complete system (host included in the price)" + net_note, g.memory_gib
+    server_ram = float(plat["baseboard-server"]["host_memory_gib"])
+    if g.price_condition == "system-share":
+        return net, "the price is a share of an 8-GPU server, host included" + net_note, server_ram
+    if g.form_factor in ("sxm", "oam"):
+        unit = plat["baseboard-server"]["price_usd"]
+        return (unit * nodes + net, f"{nodes} x 8-GPU baseboard server without modules ({unit:,.0f} USD each)"
+                + net_note, server_ram)
+    if req.deployment == "workstation":
+        if gpus <= pol.existing_host_max_cards:
+            return 0.0, (f"in your existing desktop (policy: {pol.existing_host_max_cards} card(s) or fewer; a new "
+                         f"one is about {plat['desktop']['price_usd']:,.0f} USD)"), float(
+                plat["desktop"]["existing_host_memory_gib"])
+        kind = "desktop" if gpus <= plat["desktop"]["max_gpus"] else "hedt"
+        hosts = -(-gpus // int(plat[kind]["max_gpus"]))
+        label = {"desktop": "desktop host", "hedt": "HEDT workstation host"}[kind]
+        return (plat[kind]["price_usd"] * hosts, f"{hosts} x {label} ({plat[kind]['price_usd']:,.0f} USD)",
+                float(plat[kind]["host_memory_gib"]))
+    # The smallest server that takes the cards; beyond eight, several 8-slot servers.
+    kind = next((k for k in ("pcie-server-2", "pcie-server-4") if gpus <= plat[k]["max_gpus"]), "pcie-server")
+    servers = -(-gpus // int(plat[kind]["max_gpus"]))
+    return (plat[kind]["price_usd"] * servers + net,
+            f"{servers} x {plat[kind]['max_gpus']}-GPU PCIe server ({plat[kind]['price_usd']:,.0f} USD)" + net_note,
+            float(plat[kind]["host_memory_gib"]))
+
+
+def _economics(cat: Catalog, req: Request, g: Gpu, est: Estimate, gpus: int, replicas: int, price: float,
+               note: str, hours: float, policy: Policy) -> Economics:
+    rate = cat.energy.currencies[req.currency]
+    platform_usd, platform_note, host_gib = platform_cost(cat, req, g, gpus, policy)
+    energy_year = est.power["energy_cost_per_hour"] * hours * replicas
+    hosting_year = 0.0
+    if req.deployment == "datacenter":
+        host = cat.platforms["hosting"]
+        kw = est.power["board_power_w"] * replicas * (1 + host["host_power_fraction"]["value"]) / 1000
+        hosting_year = kw * 12 * host["colocation_usd_per_kw_month"]["value"] * rate
+    return Economics(price, note, price * gpus, platform_usd * rate, platform_note, energy_year,
+                     energy_year * req.years, hosting_year, req.budget, req.years, host_gib)
+
+
+def _rent(cat: Catalog, req: Request, g: Gpu, n: int, econ: Economics, days: float) -> Rent | None:
+    """Renting for the real usage: the run (training) or the service hours (serving), and the break-even."""
     if not g.rent_usd_per_hour:
         return None
     per_hour = g.rent_usd_per_hour * cat.energy.currencies[req.currency] * n
+    cur = req.currency
+    if WORKLOADS[req.workload].trains:
+        if days >= NEVER:
+            return None
+        setup = cat.platforms["rent"]["run_setup_fraction"]["value"]
+        run_hours = days * 24 * (1 + setup)
+        total = per_hour * run_hours
+        # Buying for this one run: the system plus the run's energy (the hardware is then owned).
+        run_energy = econ.energy_per_year / (365 * max(req.hours_per_day, 1e-9)) * 24 * days
+        buy = econ.capex + run_energy
+        runs = econ.capex / (total - run_energy) if total > run_energy else float("inf")
+        even = (f"buying pays after {runs:,.1f} runs like this one" if runs != float("inf")
+                else "renting stays cheaper at any number of runs")
+        basis = (f"{days:,.1f} days of training + {setup:.0%} setup = {run_hours:,.0f} h at {per_hour:,.2f} {cur}/h "
+                 f"for {n} GPU(s)")
+        return Rent(per_hour, total, total / buy if buy else 0.0, basis, even)
     total = per_hour * req.hours_per_day * 365 * req.years
-    return Rent(per_hour, total, total / tco if tco else 0.0)
+    monthly_rent = per_hour * req.hours_per_day * 365 / 12
+    monthly_own = (econ.energy_per_year + econ.hosting_per_year) / 12
+    if monthly_rent > monthly_own:
+        months = econ.capex / (monthly_rent - monthly_own)
+        even = f"buying pays after {months:,.1f} months at {req.hours_per_day:g} h/day"
+    else:
+        even = "renting stays cheaper at this duty cycle"
+    basis = f"{req.hours_per_day:g} h/day for {req.years:g} years at {per_hour:,.2f} {cur}/h for {n} GPU(s)"
+    return Rent(per_hour, total, total / econ.tco if econ.tco else 0.0, basis, even)

@@ -13,13 +13,11 @@ from typing import Any
 from .catalog import Catalog, Model
 from .catalog.hf_config import model_from_config
 from .core.errors import InputError
+from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
 
 DEPLOYMENTS = ("workstation", "datacenter")
 DEFAULT_CONTEXT = 4096
-# Tokens a run processes when --tokens is not given: a typical instruction-tuning set for
-# fine-tuning, Llama 2's 2T-token pre-training corpus for training (Touvron et al. 2023).
-DEFAULT_TOKENS = {"lora": 1e8, "qlora": 1e8, "finetune": 1e8, "training": 2e12}
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,26 @@ class Request:
     hours_per_day: float = 24.0
     years: float = 3.0
     deployment: str = "datacenter"
+    deployment_note: str = "given"
+    # The demand sized for (serving and development): concurrent users, their prompt and output lengths,
+    # the per-user decode speed floor and the time-to-first-token target.
+    users: int = 1
+    prompt_tokens: int = 1024
+    output_tokens: int = 512
+    min_tokens_per_s: float = 0.0
+    ttft_s: float = 0.0
+    # Training and fine-tuning: the run must finish within this many days.
+    deadline_days: float = 0.0
+    requirement_note: str = "given"
+    stacks: tuple[str, ...] = ("cuda", "rocm", "metal")
+    max_desk_cards: int = 2
+
+    def requirement(self) -> dict[str, Any]:
+        """What was sized for, in the units the output prints."""
+        if WORKLOADS[self.workload].trains:
+            return {"tokens": self.tokens, "deadline_days": self.deadline_days, "basis": self.requirement_note}
+        return {"users": self.users, "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
+                "min_tokens_per_s": self.min_tokens_per_s, "ttft_s": self.ttft_s, "basis": self.requirement_note}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +74,10 @@ class Request:
             "hours_per_day": self.hours_per_day,
             "years": self.years,
             "deployment": self.deployment,
+            "deployment_note": self.deployment_note,
+            "requirement": self.requirement(),
+            "stacks": list(self.stacks),
+            "max_desk_cards": self.max_desk_cards,
         }
 
 
@@ -152,11 +174,24 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
                      f"(see `expert catalog models`, or pass a config.json path)")
 
 
+def _whole(value: Any, what: str, lo: int, hi: int) -> int:
+    v = parse_number(value, what)
+    if v != int(v) or not lo <= v <= hi:
+        raise InputError(f"{what}: must be a whole number from {lo} to {hi:,}, got {value!r}")
+    return int(v)
+
+
 def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD", workload: str = "inference",
-                  precision: str = "auto", context: Any = None, batch: Any = 1, tokens: Any = None,
+                  precision: str = "auto", context: Any = None, batch: Any = None, tokens: Any = None,
                   region: str = "global", electricity: Any = None, hours_per_day: Any = 24, years: Any = 3,
-                  deployment: str | None = None) -> Request:
-    """Validate every field and fill the documented defaults; raises InputError with one clear line."""
+                  deployment: str | None = None, users: Any = None, prompt_tokens: Any = None,
+                  output_tokens: Any = None, min_tokens_per_s: Any = None, ttft: Any = None,
+                  deadline: Any = None, stacks: Any = None, max_desk_cards: Any = None,
+                  policy: Policy | None = None, default_context: int | None = None) -> Request:
+    """Validate every field and fill the documented defaults (rules/policy.yaml); raises InputError with one
+    clear line. The requirement sized for is explicit: given, or the policy's default for the workload and
+    deployment, and the request says which."""
+    pol = policy or load_policy()
     currency = str(currency).upper()
     if currency not in cat.energy.currencies:
         raise InputError(f"--currency: unknown currency {currency!r}; allowed: {', '.join(cat.energy.currencies)}")
@@ -166,22 +201,10 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
     workload = str(workload).lower()
     if workload not in WORKLOADS:
         raise InputError(f"--workload: unknown workload {workload!r}; allowed: {', '.join(WORKLOADS)}")
+    wl = WORKLOADS[workload]
     precision = resolve_precision(cat, precision)
     m, note = resolve_model(cat, model)
     budget_v = parse_number(budget, "--budget")
-    if context is None:
-        ctx = min(DEFAULT_CONTEXT, m.max_context)
-    else:
-        ctx_f = parse_number(context, "--context")
-        if ctx_f != int(ctx_f):
-            raise InputError(f"--context: must be a whole number of tokens, got {context!r}")
-        ctx = int(ctx_f)
-        if ctx > m.max_context:
-            raise InputError(f"--context: {ctx} tokens is beyond {m.id}'s maximum of {m.max_context}")
-    batch_f = parse_number(batch, "--batch")
-    if batch_f != int(batch_f) or batch_f > 4096:
-        raise InputError(f"--batch: must be a whole number from 1 to 4096, got {batch!r}")
-    tokens_v = parse_number(tokens, "--tokens") if tokens is not None else DEFAULT_TOKENS.get(workload)
     hours = parse_number(hours_per_day, "--hours-per-day")
     if hours > 24:
         raise InputError(f"--hours-per-day: at most 24, got {hours_per_day!r}")
@@ -199,12 +222,86 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
         if price > 10 * max(1.0, cat.energy.currencies[currency]):
             raise InputError(f"--electricity: {electricity!r} {currency}/kWh is implausibly high")
         enote = f"{price:g} {currency}/kWh (given)"
+
+    # Deployment: given, or inferred from the workload and the budget (stated in the output).
+    budget_usd = budget_v / cat.energy.currencies[currency]
     if deployment is None:
-        deployment = "workstation" if WORKLOADS[workload].desk_side else "datacenter"
+        if workload in pol.workstation_workloads:
+            deployment, dnote = "workstation", f"inferred: {wl.title} is usually a desk-side build"
+        elif budget_usd < pol.workstation_below_usd:
+            deployment = "workstation"
+            dnote = (f"inferred: a budget under {pol.workstation_below_usd:,.0f} USD is sized as one desk-side "
+                     "machine, not a rack (--deployment datacenter to override)")
+        else:
+            deployment, dnote = "datacenter", "inferred: the workload and budget call for a rack deployment"
+    else:
+        deployment, dnote = str(deployment).lower(), "given"
     if deployment not in DEPLOYMENTS:
         raise InputError(f"--deployment: unknown deployment {deployment!r}; allowed: {', '.join(DEPLOYMENTS)}")
+
+    # The requirement: the user's numbers where given, the policy's default otherwise.
+    default = pol.requirement(workload, deployment)
+    given: list[str] = []
+
+    def pick(value: Any, key: str, conv):
+        if value is None:
+            return default[key]
+        given.append(key)
+        return conv(value)
+
+    kw: dict[str, Any] = {}
+    if wl.trains:
+        tokens_v = pick(tokens, "tokens", lambda v: parse_number(v, "--tokens"))
+        deadline_v = pick(deadline, "deadline_days", lambda v: parse_number(v, "--deadline"))
+        batch_v = _whole(batch, "--batch", 1, 4096) if batch is not None else 1
+        kw.update(tokens=float(tokens_v), deadline_days=float(deadline_v))
+        if context is None:
+            ctx = min(DEFAULT_CONTEXT, m.max_context)
+        else:
+            ctx = _whole(context, "--context", 1, 10**8)
+    else:
+        if users is None and batch is not None:
+            # --batch is the older name of concurrent sequences
+            users_v = pick(batch, "users", lambda v: _whole(v, "--batch", 1, 100000))
+        else:
+            users_v = pick(users, "users", lambda v: _whole(v, "--users", 1, 100000))
+        out_v = pick(output_tokens, "output_tokens", lambda v: _whole(v, "--output-tokens", 1, 10**7))
+        prompt_v = pick(prompt_tokens, "prompt_tokens", lambda v: _whole(v, "--prompt-tokens", 1, 10**8))
+        if context is not None:
+            # The KV length each sequence keeps; the prompt (new tokens per request) stays as given or default.
+            ctx = max(_whole(context, "--context", 1, 10**8), 1)
+            prompt_v = min(prompt_v, max(1, ctx - out_v))
+        elif default_context:
+            ctx = min(default_context, m.max_context)  # `estimate` sizes the KV cache for a stated context
+        else:
+            ctx = min(max(prompt_v + out_v, default.get("context_tokens", 0)), m.max_context)
+        speed = pick(min_tokens_per_s, "min_tokens_per_s", lambda v: parse_number(v, "--min-tokens-per-s"))
+        ttft_v = pick(ttft, "ttft_s", lambda v: parse_number(v, "--ttft"))
+        batch_v = users_v
+        kw.update(users=users_v, prompt_tokens=prompt_v, output_tokens=out_v, min_tokens_per_s=float(speed),
+                  ttft_s=float(ttft_v), tokens=None)
+    if ctx > m.max_context:
+        raise InputError(f"--context: {ctx} tokens is beyond {m.id}'s maximum of {m.max_context}")
+    if given:
+        rnote = "given: " + ", ".join(given) + ("" if set(given) >= set(default) - {"context_tokens"} else
+                                              f"; the rest is the default for {wl.title} on a {deployment}")
+    else:
+        rnote = f"default for {wl.title} on a {deployment} (rules/policy.yaml): " + pol.requirement_basis(workload)
+
+    if stacks is None:
+        stacks_v = pol.stacks(workload)
+    else:
+        stacks_v = tuple(x.strip().lower() for x in str(stacks).split(",") if x.strip())
+        if not stacks_v:
+            raise InputError("--stack: give one or more software stacks, e.g. cuda or cuda,rocm")
+        known = sorted({g.stack for g in cat.gpus.values()})
+        bad = [x for x in stacks_v if x not in known]
+        if bad:
+            raise InputError(f"--stack: unknown stack {bad[0]!r}; allowed: {', '.join(known)}")
+    cards = pol.max_consumer_cards if max_desk_cards is None else _whole(max_desk_cards, "--max-desk-cards", 1, 16)
     return Request(model=m, model_note=note, budget=budget_v, currency=currency, workload=workload,
-                   precision=precision, context=ctx, batch=int(batch_f), tokens=tokens_v, region=region,
+                   precision=precision, context=ctx, batch=batch_v, region=region,
                    electricity_per_kwh=price, electricity_note=enote, hours_per_day=hours, years=years_v,
-                   deployment=deployment)
+                   deployment=deployment, deployment_note=dnote, requirement_note=rnote, stacks=stacks_v,
+                   max_desk_cards=cards, **kw)
 

@@ -29,7 +29,13 @@ def _imports(path: Path, me: str | None = None) -> list[tuple[str, int]]:
     me = me or _module_name(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     out = []
+    # Imports only a type checker runs (`if TYPE_CHECKING:`) create no runtime dependency or cycle.
+    typing_only = {id(n) for top in ast.walk(tree)
+                   if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+                   for stmt in top.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, node.lineno) for a in node.names if a.name.split(".")[0] == "expert"]
         elif isinstance(node, ast.ImportFrom):

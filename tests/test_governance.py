@@ -42,7 +42,12 @@ def test_rules_check_passes_on_the_project():
     assert check_problems() == []
 
 
-def test_rules_check_reports_all_problems_with_file_line_and_id(rules_copy):
+def test_rules_check_reports_all_problems_with_file_line_and_id(rules_copy, tmp_path):
+    # A few scenarios are enough to show each kind of problem (the whole corpus is run by test_rules_check_passes).
+    corpus = tmp_path / "scenarios"
+    corpus.mkdir()
+    for name in ("inference-13b-20k-usd", "inference-8b-datacenter-3k-usd-no-geforce", "dev-8b-workstation-3k-usd"):
+        shutil.copy(ROOT / "tests" / "scenarios" / f"{name}.yaml", corpus)
     text = (rules_copy / "precision.yaml").read_text()
     text += """
   - id: precision/never-fires
@@ -72,7 +77,7 @@ def test_rules_check_reports_all_problems_with_file_line_and_id(rules_copy):
     sources: [VLLM_ENGINE_ARGS]
 """
     (rules_copy / "precision.yaml").write_text(text)
-    problems = check_problems(rules_dir=rules_copy)
+    problems = check_problems(rules_dir=rules_copy, scenarios_dir=corpus)
     joined = "\n".join(problems)
     assert re.search(r"rules/precision\.yaml:\d+: rule 'precision/unknown-field': .*unknown fact field", joined)
     assert re.search(r"rules/precision\.yaml:\d+: precision/never-fires: fires in no scenario", joined)
@@ -103,16 +108,17 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_audit_shows_flipped_recommendations_and_the_rule_edit(repo, monkeypatch):
-    prec = repo / "rules" / "precision.yaml"
-    text = prec.read_text()
-    old = "        - precision.quality: small\n    then: {penalize: 0.3}"
+    # A used A100 is the 70B INT4 pick; a heavier penalty on used cards behind a 24/7 service flips it.
+    cost = repo / "rules" / "power_cost.yaml"
+    text = cost.read_text()
+    old = "        - req.hours_per_day: {ge: 12.0}\n    then: {penalize: 0.2}"
     assert old in text
-    prec.write_text(text.replace(old, "        - precision.quality: small\n    then: {penalize: 0.01}", 1))
+    cost.write_text(text.replace(old, "        - req.hours_per_day: {ge: 12.0}\n    then: {penalize: 0.9}", 1))
     monkeypatch.chdir(repo)
     r = run_cli("audit", "--base", "HEAD")
     assert r.code == 0, r.err
-    assert "edited `precision/four-bit-quality-cost` **then**" in r.out
-    assert '{"penalize": 0.3}' in r.out and '{"penalize": 0.01}' in r.out
+    assert "edited `power_cost/used-card-for-service` **then**" in r.out
+    assert '{"penalize": 0.2}' in r.out and '{"penalize": 0.9}' in r.out
     assert "(flip)" in r.out
     j = json.loads(run_cli("audit", "--base", "HEAD", "--format", "json").out)
     assert any(d["pick_changed"] for d in j["changed"])
@@ -122,14 +128,14 @@ def test_audit_shows_flipped_recommendations_and_the_rule_edit(repo, monkeypatch
 def test_audit_works_when_only_a_price_changed(repo, monkeypatch):
     gpus = repo / "facts" / "gpus.yaml"
     text = gpus.read_text()
-    entry = text.index("- id: a100-40gb-pcie")
+    entry = text.index("- id: a100-80gb-pcie")
     price = text.index("    usd: ", entry)
     end = text.index("\n", price)
     gpus.write_text(text[:price] + "    usd: 40000" + text[end:])
     monkeypatch.chdir(repo)
     r = run_cli("audit", "--base", "HEAD")
     assert r.code == 0, r.err
-    assert "gpu a100-40gb-pcie **price.usd**" in r.out and "→ `40000`" in r.out
+    assert "gpu a100-80gb-pcie **price.usd**" in r.out and "→ `40000`" in r.out
     assert "### Scenarios whose recommendation changed" in r.out
 
 

@@ -382,7 +382,8 @@ def _load_energy(doc: Any, file: str) -> Energy:
 
 
 # sources.yaml holds only a `sources:` registry: the documents rules cite that no other facts file does.
-CATALOG_FILES = ("gpus.yaml", "models.yaml", "precisions.yaml", "energy.yaml", "efficiency.yaml", "sources.yaml")
+CATALOG_FILES = ("gpus.yaml", "models.yaml", "precisions.yaml", "energy.yaml", "efficiency.yaml", "sources.yaml",
+                 "platforms.yaml")
 
 
 def load_catalog(root: Path | None = None) -> Catalog:
@@ -412,7 +413,11 @@ def load_catalog(root: Path | None = None) -> Catalog:
     from .efficiency import load_efficiency  # the calibration table has its own schema
 
     efficiency = load_efficiency(docs["efficiency.yaml"], "facts/efficiency.yaml")
+    from .platforms import load_platforms
+
+    platforms = load_platforms(docs["platforms.yaml"], "facts/platforms.yaml")
     cited: list[tuple[str, str, str]] = []
+    cited += [("facts/platforms.yaml", key, s) for key, lst in platforms["_sources"].items() for s in lst]
     for g in gpus.values():
         cited += [("facts/gpus.yaml", f"gpu {g.id}", s) for s in g.sources]
     for m in models.values():
@@ -426,4 +431,5 @@ def load_catalog(root: Path | None = None) -> Catalog:
     for file, entry, sid in cited:
         if sid not in sources:
             raise FactError(located(file, 0, entry, f"cites unknown source {sid!r}"))
-    return Catalog(gpus, models, shorthands, precisions, energy, efficiency, sources, digest.hexdigest()[:16])
+    return Catalog(gpus, models, shorthands, precisions, energy, efficiency, sources, digest.hexdigest()[:16],
+                   platforms)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 VERIFICATION = ("primary", "primary_quoted", "secondary", "secondary_weak", "derived")
@@ -244,6 +244,7 @@ class Catalog:
     efficiency: dict[str, Any]
     sources: dict[str, Source]
     digest: str
+    platforms: dict[str, Any] = field(default_factory=dict)  # facts/platforms.yaml, validated
 
     def source(self, sid: str) -> Source:
         return self.sources[sid]

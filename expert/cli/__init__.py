@@ -110,21 +110,36 @@ def cli() -> None:
               help="fp16, bf16, fp8, int8, int4, nf4, q4_k_m... or auto")
 @click.option("--context", default=None,
               help="Tokens in the KV cache / sequence length (default 4096 or the model max).")
-@click.option("--batch", default="1", show_default=True, help="Concurrent sequences (training: micro-batch per GPU).")
-@click.option("--tokens", default=None, help="Tokens to train on, e.g. 100M or 2T (fine-tuning/training).")
+@click.option("--users", default=None,
+              help="Concurrent users to serve (default: by workload and deployment, rules/policy.yaml).")
+@click.option("--prompt-tokens", default=None, help="Prompt tokens per request (default 1024; dev 3584).")
+@click.option("--output-tokens", default=None, help="Output tokens per request (default 512).")
+@click.option("--min-tokens-per-s", default=None, help="Decode speed floor per user, tokens/s (default 10).")
+@click.option("--ttft", default=None, help="Time-to-first-token target in seconds (default 2 datacenter, 5 desk-side).")
+@click.option("--batch", default=None,
+              help="Training: micro-batch per GPU. Serving: the older name of --users.")
+@click.option("--tokens", default=None,
+              help="Tokens to train on, e.g. 100M or 2T (default 100M fine-tuning, 2T training).")
+@click.option("--deadline", default=None, help="Days a fine-tuning or training run may take (default 3-7 / 90).")
 @click.option("--currency", default="USD", show_default=True, help="USD | CNY | EUR")
 @click.option("--region", default="global", show_default=True, help="global | us | eu | china")
 @click.option("--electricity", default=None, help="Electricity price per kWh in --currency (default: the region's).")
 @click.option("--hours-per-day", default="24", show_default=True, help="Hours per day the GPUs run.")
 @click.option("--years", default="3", show_default=True, help="Years of ownership for the TCO.")
-@click.option("--deployment", default=None, help="workstation | datacenter (default: by workload).")
+@click.option("--deployment", default=None,
+              help="workstation | datacenter (default: inferred from the workload and budget, and stated).")
+@click.option("--stack", "stacks", default=None,
+              help="Software stacks to weigh, e.g. cuda or cuda,rocm (default: what the workload's tools target).")
+@click.option("--max-desk-cards", default=None, help="Consumer cards a desk-side build may take (default 2).")
 @click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
 @click.option("--output", default=None, help="Write to this file instead of standard output.")
 @_data_options
-def advise(budget: str, model: str, workload: str, precision: str, context: str | None, batch: str,
-           tokens: str | None, currency: str, region: str, electricity: str | None, hours_per_day: str, years: str,
-           deployment: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
+def advise(budget: str, model: str, workload: str, precision: str, context: str | None, users: str | None,
+           prompt_tokens: str | None, output_tokens: str | None, min_tokens_per_s: str | None, ttft: str | None,
+           batch: str | None, tokens: str | None, deadline: str | None, currency: str, region: str,
+           electricity: str | None, hours_per_day: str, years: str, deployment: str | None, stacks: str | None,
+           max_desk_cards: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
     """Rank GPU configurations for a model and budget, and explain the pick."""
     from ..render import FORMATS
 
@@ -136,7 +151,10 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
     cat, rules = _load()
     req = build_request(cat, model=model, budget=budget, currency=currency, workload=workload,
                         precision=precision, context=context, batch=batch, tokens=tokens, region=region,
-                        electricity=electricity, hours_per_day=hours_per_day, years=years, deployment=deployment)
+                        electricity=electricity, hours_per_day=hours_per_day, years=years, deployment=deployment,
+                        users=users, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                        min_tokens_per_s=min_tokens_per_s, ttft=ttft, deadline=deadline, stacks=stacks,
+                        max_desk_cards=max_desk_cards)
     if why_not is not None and why_not not in cat.gpus:
         raise InputError(f"--why-not: unknown GPU {why_not!r}; closest: {closest(why_not, list(cat.gpus))}")
     result = run_advice(cat, rules, req)
@@ -201,9 +219,14 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     n = parse_number(count, "--count")
     if n != int(n) or n > 100000:
         raise InputError(f"--count: must be a whole number of GPUs, got {count!r}")
+    from ..core.workloads import WORKLOADS
+
+    if workload in WORKLOADS and deployment is None:
+        # One configuration, no budget: the deployment (and so the PUE) follows the workload alone.
+        deployment = "workstation" if WORKLOADS[workload].desk_side else "datacenter"
     req = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
                         context=context, batch=batch, region=region, electricity=electricity,
-                        deployment=deployment)
+                        deployment=deployment, default_context=4096)
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
                  workload=req.workload, context=req.context, batch=req.batch,

@@ -26,7 +26,9 @@ _BASIS = Field("str", check=lambda s: None if re.match(r"(measured|documented|as
 _VALUE = {"value": Field("num", min=0), "basis": _BASIS}
 _SERVING_REQ = {"users": Field("int", min=1, max=100000), "prompt_tokens": Field("int", min=1, max=10_000_000),
                 "output_tokens": Field("int", min=1, max=10_000_000), "min_tokens_per_s": Field("num", min=0.1),
-                "ttft_s": Field("num", min=0.01)}
+                "ttft_s": Field("num", min=0.01),
+                # KV-cache length per sequence when longer than one prompt and answer (a chat keeps history)
+                "context_tokens": Field("int", min=1, max=10_000_000, required=False)}
 _TRAIN_REQ = {"tokens": Field("num", min=1), "deadline_days": Field("num", min=0.01)}
 _WORKLOAD_IDS = tuple(WORKLOADS)
 
@@ -43,10 +45,13 @@ SPEC: dict[str, Field] = {
     "auto_precisions": Field("map", spec={w: Field("list", item=Field("str")) for w in WORKLOADS}),
     "quality_tiers": Field("list", item=Field("map", spec={"name": Field("str"), "min_bits": Field("num", min=0)})),
     "quality_tiers_basis": _BASIS,
-    "serving": Field("map", spec={"max_batch": Field("map", values=Field("map", spec=_VALUE)),
-                                  "max_replicas": Field("map", spec=_VALUE)}),
-    "desk_side": Field("map", spec={"max_consumer_cards": Field("map", spec=_VALUE)}),
-    "clusters": Field("map", spec={"counts": Field("list", item=Field("int", min=2)), "basis": _BASIS}),
+    "quality_classes": Field("map", values=Field("int", min=0, max=10)),
+    "quality_classes_dev": Field("map", values=Field("int", min=0, max=10)),
+    "serving": Field("map", spec={"max_replicas": Field("map", spec=_VALUE)}),
+    "desk_side": Field("map", spec={"max_consumer_cards": Field("map", spec=_VALUE),
+                                    "existing_host_max_cards": Field("map", spec=_VALUE)}),
+    "clusters": Field("map", spec={"counts": Field("list", item=Field("int", min=2)),
+                                   "max_budget_multiple": Field("num", min=1), "basis": _BASIS}),
     "stacks": Field("map", spec={**{w: Field("list", item=Field("str")) for w in WORKLOADS}, "basis": _BASIS}),
 }
 
@@ -91,13 +96,18 @@ class Policy:
                 return i
         return len(self.tiers) - 1
 
-    def max_batch(self, engine: str) -> int:
-        table = self.raw["serving"]["max_batch"]
-        return int((table.get(engine) or table["vllm"])["value"])
+    def quality_class(self, quality: str, workload: str = "inference") -> int:
+        """Rank of a precision's quality loss for the pick (equal classes are equally good)."""
+        table = self.raw["quality_classes_dev" if workload == "dev" else "quality_classes"]
+        return int(table.get(quality, len(table)))
 
     @property
     def max_replicas(self) -> int:
         return int(self.raw["serving"]["max_replicas"]["value"])
+
+    @property
+    def existing_host_max_cards(self) -> int:
+        return int(self.raw["desk_side"]["existing_host_max_cards"]["value"])
 
     @property
     def max_consumer_cards(self) -> int:
@@ -106,6 +116,10 @@ class Policy:
     @property
     def cluster_counts(self) -> tuple[int, ...]:
         return tuple(self.raw["clusters"]["counts"])
+
+    @property
+    def cluster_budget_multiple(self) -> float:
+        return float(self.raw["clusters"]["max_budget_multiple"])
 
     def stacks(self, workload: str) -> tuple[str, ...]:
         return tuple(self.raw["stacks"][workload])

@@ -7,12 +7,14 @@ present the same recommendation.
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidates import Candidate, build_candidates
 from ..catalog import Catalog, Gpu
+from ..core.policy import Policy, load_policy
 from ..core.workloads import WORKLOADS
 from ..request import Request
 from ..rulelang import FACTORS, RuleSet
@@ -28,12 +30,21 @@ MAX_SUGGESTIONS = 8
 PRICE_MAX_AGE_DAYS = 180  # a street price older than about six months is a different market
 
 
+def _today() -> datetime.date:
+    """Today, or GPU_EXPERT_TODAY (YYYY-MM-DD) so that tests and audits render the same advice every day."""
+    pinned = os.environ.get("GPU_EXPERT_TODAY", "")
+    try:
+        return datetime.date.fromisoformat(pinned) if pinned else datetime.date.today()
+    except ValueError:
+        return datetime.date.today()
+
+
 def price_age_days(price_date: str, today: datetime.date | None = None) -> int | None:
     """Days since a catalog price date ("2026-07", "2026-07-15" or "2026"; a month counts from its first day)."""
     parts = str(price_date).split("-")
     try:
         y, m, d = int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1
-        return ((today or datetime.date.today()) - datetime.date(y, m, d)).days
+        return ((today or _today()) - datetime.date(y, m, d)).days
     except (ValueError, IndexError):
         return None
 
@@ -58,26 +69,32 @@ class Advice:
     request: Request
     candidates: list[Candidate]
     outcome: Outcome
+    policy: Policy
     timings: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ view model
     def candidate_dict(self, r: Ranked, *, verdicts: bool = True) -> dict[str, Any]:
         c = r.candidate
         e = c.economics
+        sz = c.sizing
         wl = WORKLOADS[self.request.workload]
         est = c.estimate.to_dict()
         out = {
             "label": c.label,
+            "system": c.system_label,
             "gpu": c.gpu.id,
             "gpu_name": c.gpu.name,
             "count": c.count,
+            "replicas": sz.replicas,
+            "gpus": c.gpus,
             "precision": c.precision.id,
+            "quality_tier": self.policy_tier_name(c.tier),
             "engine": c.estimate.engine,
             "parallelism": c.estimate.parallelism,
             "link": c.link.kind,
             "score": round(r.score, 2),
             "score_factors": r.factors,
-            "objective": round(r.objective, 8),
+            "effective_cost": round(r.effective_cost, 2) if r.effective_cost != float("inf") else None,
             "price_each": round(e.price_each, 2),
             "price_note": e.price_note,
             "capex": round(e.capex, 2),
@@ -86,13 +103,47 @@ class Advice:
             "rent": ({"per_hour": round(c.rent.per_hour, 2), "total": round(c.rent.total, 2),
                       "vs_tco": round(c.rent.vs_tco, 3)} if c.rent else None),
             "train_days": round(c.train_days, 2) if wl.trains else None,
-            "serving_capacity": ({"batch": c.capacity.batch, "tokens_per_s": round(c.capacity.tokens_per_s, 2)}
-                                 if wl.decodes else None),
+            "run_cost": round(c.run_cost, 2) if wl.trains else None,
+            "sizing": ({"meets": sz.meets, "users_per_replica": sz.users_per_replica, "replicas": sz.replicas,
+                        "users_capacity": sz.users_per_replica * sz.replicas,
+                        "per_user_tokens_per_s": round(sz.per_user_tps, 2), "ttft_s": round(sz.ttft_s, 3),
+                        "total_tokens_per_s": round(sz.total_tps, 2), "shortfall": sz.shortfall}
+                       if wl.decodes else {"meets": sz.meets, "shortfall": sz.shortfall}),
+            "cost_per_million_tokens": round(c.cost_per_million_tokens, 4) if wl.decodes else None,
+            "energy_per_million_tokens": round(c.energy_per_million_tokens, 4),
+            "cost_per_user": round(c.cost_per_user, 2) if wl.decodes else None,
             "estimate": {k: est[k] for k in ("memory_gib", "fits", "throughput", "power", "assumptions")},
         }
         if verdicts:
             out["verdicts"] = [self.verdict_dict(v) for v in r.verdicts]
         return out
+
+    def policy_tier_name(self, tier: int) -> str:
+        tiers = self.policy.tiers
+        return tiers[min(tier, len(tiers) - 1)].name
+
+    def decision(self) -> dict[str, Any]:
+        """The three numbers a purchase decision turns on, for the pick: what it costs, what it delivers at
+        the requirement, and what a unit of output costs."""
+        o = self.outcome
+        r = o.pick or o.cheapest_over_budget
+        if r is None:
+            return {}
+        c = r.candidate
+        cur = self.request.currency
+        wl = WORKLOADS[self.request.workload]
+        if wl.trains:
+            delivers = (f"{c.train_days:,.1f} days to train {self.request.tokens:,.0f} tokens"
+                        if c.train_days < 1e15 else "cannot train")
+            unit = f"{c.run_cost:,.0f} {cur} per run (energy + the run's share of the purchase)"
+        else:
+            sz = c.sizing
+            delivers = (f"{self.request.users:,} users at {sz.per_user_tps:,.1f} tokens/s each, first token in "
+                        f"{sz.ttft_s:,.2f} s (up to {sz.users_per_replica * sz.replicas:,} users within the "
+                        f"requirement)")
+            unit = f"{c.cost_per_million_tokens:,.2f} {cur} per million output tokens over {self.request.years:g} years"
+        return {"system_cost": round(c.capex, 2), "system_cost_text": f"{c.capex:,.0f} {cur} ({c.system_label})",
+                "delivers": delivers, "unit_cost": unit}
 
     def verdict_dict(self, v: Verdict) -> dict[str, Any]:
         """A verdict with its rule's sources resolved to citations a reader can open."""
@@ -141,8 +192,20 @@ class Advice:
             "request": {**req.to_dict(), "model_name": req.model.name,
                         "model_params_b": round(req.model.params / 1e9, 2), "electricity_note": req.electricity_note},
             "objective": o.objective_name,
-            "recommendation": self.candidate_dict(pick) if pick else None,
-            "alternatives": [{"why": label, **self.candidate_dict(r)} for label, r in o.alternatives],
+            "requirement": req.requirement(),
+            "decision": self.decision(),
+            "quality_tier": o.tier,
+            "quality_note": o.tier_note,
+            "recommendation": ({**self.candidate_dict(pick), "role": "better", "why": next(
+                (x.why for x in o.options if x.ranked is pick), "")} if pick else None),
+            "options": [{"role": x.role, "why": x.why, **self.candidate_dict(x.ranked, verdicts=False)}
+                        for x in o.options],
+            "alternatives": [{"why": f"{x.role}: {x.why}", **self.candidate_dict(x.ranked)}
+                             for x in o.options if x.ranked is not pick],
+            "unused_budget": round(req.budget - pick.candidate.capex, 2) if pick else None,
+            "nearest_misses": [{"label": r.candidate.system_label, "gpu": r.candidate.gpu.id,
+                                "capex": round(r.candidate.capex, 2), "rule": r.rejected_by[0].rule.id,
+                                "because": r.rejected_by[0].text} for r in o.nearest_misses],
             "nothing_fits_budget": pick is None,
             "cheapest_over_budget": (
                 {**self.candidate_dict(o.cheapest_over_budget),
@@ -188,17 +251,18 @@ class Advice:
         return list(out.values())
 
     def why_not(self, gpu_id: str) -> list[dict[str, Any]]:
-        return why_not(self.rules, self.outcome.ranked + self.outcome.rejected, gpu_id)
+        return why_not(self.rules, self.outcome.ranked + self.outcome.rejected, gpu_id, self.outcome.pick)
 
 
-def advise(cat: Catalog, ruleset: RuleSet, req: Request) -> Advice:
+def advise(cat: Catalog, ruleset: RuleSet, req: Request, policy: Policy | None = None) -> Advice:
+    pol = policy or load_policy()
     t0 = time.perf_counter()
-    candidates = build_candidates(cat, req)
+    candidates = build_candidates(cat, req, policy=pol)
     facts = [candidate_fact(cat, c) for c in candidates]
     t1 = time.perf_counter()
     firings = default_engine().fire(ruleset, facts)
     t2 = time.perf_counter()
-    outcome = rank(ruleset, candidates, facts, firings, req.workload)
+    outcome = rank(ruleset, candidates, facts, firings, req.workload, pol)
     t3 = time.perf_counter()
-    return Advice(cat, ruleset, req, candidates, outcome,
+    return Advice(cat, ruleset, req, candidates, outcome, pol,
                   {"estimator": t1 - t0, "engine": t2 - t1, "ranking": t3 - t2})

@@ -1,7 +1,17 @@
-"""Stage 7a. Ranking: verdicts + the workload's objective -> pick, alternatives, rejections, with the score explained.
+"""Stage 7a. Ranking: hard constraints first, then quality, then cost; soft rules only order what is left.
 
-score = objective / best objective x product over fired prefer (1 + w) and penalize (1 - w) weights,
-so each factor's share of the ranking is visible (`factors` below).
+1. Every `reject` verdict is decisive: a candidate with one is out (legal, buildable, software stack,
+   memory and headroom, the requirement, budget).
+2. Quality: serving and development take the best quality tier (rules/policy.yaml) that has any
+   candidate left; a lower tier appears only when nothing in a better one meets the requirement
+   within the budget, and the outcome says so.
+3. Simplicity for one person at a desk (development): the fewest GPUs that work.
+4. Cost: within the tier, the lowest whole-system TCO of the system sized to the requirement, adjusted
+   by the soft rules: effective cost = TCO / product of (1 + w) per prefer and (1 - w) per penalize.
+   A penalize 0.2 is therefore worth a 25 % higher price, a prefer 0.05 about 5 %.
+
+The score shown is 100 x (lowest TCO in the tier / TCO) x the rule factors, so 100 is the cheapest
+system in the tier with no soft rule against it.
 """
 
 from __future__ import annotations
@@ -10,39 +20,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..candidates import Candidate
+from ..candidates import NEVER, Candidate
+from ..core.policy import Policy
 from ..core.workloads import WORKLOADS
 from ..rulelang import Rule, RuleSet, get_path
 from ..rulelang.conditions import evaluate
 from ..rulelang.engine import Firing
 
-OBJECTIVES = {
-    "inference": ("serving capacity (decode tokens/s at the largest batch that fits) per unit of total cost "
-                  "of ownership",
-                  lambda c: _per_tco(c, "capacity_tps")),
-    "dev": ("usable memory per unit of price (counted up to twice what the model needs)",
-            lambda c: _dev_value(c)),
-    # Fine-tuning runs are short: what matters is the cost of finishing them (time limits are rules).
-    "lora": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
-    "qlora": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
-    "finetune": ("training tokens/s per unit of total cost of ownership", lambda c: _per_tco(c, "train_tps")),
-    "training": ("training tokens/s (time to train the requested tokens)", lambda c: c.train_tps),
-}
-
-
-def _per_tco(c: Candidate, rate: str) -> float:
-    value = c.capacity.tokens_per_s if rate == "capacity_tps" else c.train_tps
-    return value / c.tco if c.tco else 0.0
-
-
-def _dev_value(c: Candidate) -> float:
-    """Memory an experimenter can use, per unit of price. Room beyond twice the model's footprint
-    (longer contexts, a second copy, larger batches) is not worth paying for on a development box."""
-    mem = c.estimate.memory_gib
-    need = mem["total"]
-    usable = min(mem["available_per_gpu"] * c.count, 2 * need)
-    return usable / c.capex if c.capex else 0.0
-
+OBJECTIVE = ("the lowest total cost of ownership (whole system sized to the requirement, energy over the years "
+             "of ownership), at the best quality tier that meets the requirement within the budget, adjusted by "
+             "the soft rules")
 
 @dataclass
 class Verdict:
@@ -80,9 +67,8 @@ class Ranked:
     candidate: Candidate
     fact: dict[str, Any]
     verdicts: list[Verdict]
-    objective: float = 0.0
     score: float = 0.0
-    raw_score: float = 0.0  # objective x rule weights, not normalised: comparable across requests
+    effective_cost: float = 0.0  # TCO / rule factors: what the ranking minimises within a tier
     factors: dict[str, float] = field(default_factory=dict)
 
     rejected_by: list[Verdict] = field(default_factory=list)
@@ -104,18 +90,44 @@ class Ranked:
 
 
 @dataclass
+class Option:
+    role: str  # good | better | best
+    ranked: Ranked
+    why: str  # the one-line trade-off, in units
+
+
+@dataclass
 class Outcome:
     objective_name: str
-    ranked: list[Ranked]  # feasible, best first
+    ranked: list[Ranked]  # feasible, best first (best tier first, then effective cost)
     rejected: list[Ranked]
     pick: Ranked | None
-    alternatives: list[tuple[str, Ranked]]
+    options: list[Option]
+    tier: str  # the quality tier the pick comes from
+    tier_note: str  # why a lower tier, when it is one ("" otherwise)
+    nearest_misses: list[Ranked]
     cheapest_over_budget: Ranked | None
     fired_rules: dict[str, int]
 
+    @property
+    def alternatives(self) -> list[tuple[str, Ranked]]:
+        """The options other than the pick, as (role, candidate)."""
+        return [(o.role, o.ranked) for o in self.options if o.ranked is not self.pick]
+
+
+def _capacity(c: Candidate) -> float:
+    """What 'the most the budget buys' maximises: users served (serving), free memory (development),
+    speed (training)."""
+    wl = WORKLOADS[c.request.workload]
+    if wl.trains:
+        return -c.train_days
+    if wl.interactive:
+        return c.estimate.memory_gib["headroom_per_gpu"] * c.gpus
+    return float(c.sizing.users_per_replica * c.sizing.replicas)
+
 
 def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, Any]], firings: list[Firing],
-         workload: str) -> Outcome:
+         workload: str, policy: Policy) -> Outcome:
     by_id = {c.id: Ranked(c, f, []) for c, f in zip(candidates, facts, strict=True)}
     fired: dict[str, int] = {}
     for f in firings:
@@ -123,14 +135,8 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
         r = by_id[f.fact_id]
         r.add(Verdict(rule, r.candidate, r.fact))
         fired[f.rule_id] = fired.get(f.rule_id, 0) + 1
-    name, objective = OBJECTIVES[workload]
     everything = list(by_id.values())
     for r in everything:
-        r.objective = objective(r.candidate)
-    feasible = [r for r in everything if r.feasible]
-    best = max((r.objective for r in feasible), default=0.0) or max((r.objective for r in everything), default=0.0)
-    for r in everything:
-        base = r.objective / best if best > 0 else 0.0
         factors: dict[str, float] = {}
         for v in r.verdicts:
             a = v.rule.action
@@ -138,49 +144,121 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
                 factors[v.rule.factor] = factors.get(v.rule.factor, 1.0) * (1 + a.weight)
             elif a.kind == "penalize":
                 factors[v.rule.factor] = factors.get(v.rule.factor, 1.0) * (1 - a.weight)
-        r.factors = {"objective": base, **{k: round(val, 4) for k, val in sorted(factors.items())}}
-        r.score = 100 * base * math.prod(factors.values())
-        r.raw_score = r.objective * math.prod(factors.values())
+        r.factors = {k: round(val, 4) for k, val in sorted(factors.items())}
+        prod = math.prod(factors.values())
+        tco = r.candidate.tco
+        r.effective_cost = tco / prod if tco > 0 and prod > 0 else math.inf
+    feasible = [r for r in everything if r.feasible]
+    tiers = policy.tiers
+    # Development boxes and serving trade quality only when they must; training precisions are one tier.
+    by_tier = WORKLOADS[workload].decodes
+
+    def quality(c: Candidate) -> tuple[int, int]:
+        return (c.tier, c.quality_class) if by_tier else (0, 0)
+
+    best_tier = min((r.candidate.tier for r in feasible), default=0) if by_tier else 0
+    floor: dict[tuple[int, int], float] = {}
+    for r in everything:
+        q = quality(r.candidate)
+        floor[q] = min(floor.get(q, math.inf), r.candidate.tco if r.feasible else math.inf)
+    for r in everything:
+        cheapest = floor.get(quality(r.candidate), math.inf)
+        base = cheapest / r.candidate.tco if math.isfinite(cheapest) and r.candidate.tco > 0 else 0.0
+        r.score = 100 * base * math.prod(r.factors.values())
+
+    # One person at a desk gets the simplest box first: one card rather than a split over two when one fits.
+    fewest_first = WORKLOADS[workload].interactive
 
     def key(r: Ranked):
         c = r.candidate
-        # Ties (identical scores) break on price, then count, then ids: output never depends on fact order.
-        return (-round(r.score, 9), c.capex, c.count, c.gpu.id, c.precision.id)
+        # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order.
+        return (*quality(c), c.gpus if fewest_first else 0, round(r.effective_cost, 6), c.capex, c.gpus, c.gpu.id,
+                c.precision.id)
 
     ranked = sorted(feasible, key=key)
-    rejected = sorted((r for r in everything if not r.feasible), key=key)
+    rejected = sorted(everything_rejected(everything), key=lambda r: (r.candidate.capex, key(r)))
     pick = ranked[0] if ranked else None
-    alternatives = _alternatives(ranked, pick, workload)
+    tier_name = tiers[min(best_tier, len(tiers) - 1)].name if pick else ""
+    tier_note = ""
+    if pick and by_tier and best_tier > 0:
+        better = tiers[best_tier - 1].name
+        tier_note = (f"nothing at {better} meets the requirement within the budget, so the pick is {tier_name} "
+                     f"({pick.candidate.precision.id}: {pick.candidate.precision.quality} quality loss)")
+    options = _options(ranked, pick)
     over = [r for r in rejected if r.budget_only]
-    cheapest_over = min(over, key=lambda r: (r.candidate.capex, -r.score)) if (not ranked and over) else None
-    return Outcome(name, ranked, rejected, pick, alternatives, cheapest_over, dict(sorted(fired.items())))
+    cheapest_over = min(over, key=lambda r: (r.candidate.capex, key(r))) if (not ranked and over) else None
+    misses = _nearest_misses(rejected, pick)
+    return Outcome(OBJECTIVE, ranked, rejected, pick, options, tier_name, tier_note, misses, cheapest_over,
+                   dict(sorted(fired.items())))
 
 
-def _alternatives(ranked: list[Ranked], pick: Ranked | None, workload: str) -> list[tuple[str, Ranked]]:
-    """Two or three meaningful alternatives: cheapest that works, fastest within budget, best value."""
+def everything_rejected(everything: list[Ranked]) -> list[Ranked]:
+    return [r for r in everything if not r.feasible]
+
+
+def _options(ranked: list[Ranked], pick: Ranked | None) -> list[Option]:
+    """Good (the cheapest system that meets the requirement in the pick's quality tier), better (the pick:
+    the best value at the best quality the budget allows), best (the most the budget buys at the pick's
+    quality: more users, more headroom, a shorter run), each with its trade-off in units."""
     if not pick:
         return []
-    out: list[tuple[str, Ranked]] = []
-    seen = {(pick.candidate.gpu.id, pick.candidate.count)}
-
-    def add(label: str, r: Ranked | None) -> None:
-        if r is None:
-            return
-        k = (r.candidate.gpu.id, r.candidate.count)
-        if k not in seen:
-            seen.add(k)
-            out.append((label, r))
-
-    trains = WORKLOADS[workload].trains
-    speed = (lambda r: r.candidate.train_tps) if trains else (lambda r: r.candidate.decode_tps)
-    add("cheapest that works", min(ranked, key=lambda r: (r.candidate.capex, -r.score)))
-    add("fastest within budget", max(ranked, key=lambda r: (speed(r), r.score)))
-    add("runner-up", next((r for r in ranked if (r.candidate.gpu.id, r.candidate.count) not in seen), None))
-    return out[:3]
+    p = pick.candidate
+    cur = p.request.currency
+    same_tier = [r for r in ranked if r.candidate.tier == p.tier]
+    good = min(same_tier, key=lambda r: (r.candidate.capex, r.candidate.gpus, r.effective_cost))
+    same_quality = [r for r in same_tier if r.candidate.quality_class == p.quality_class]
+    best = max(same_quality, key=lambda r: (_capacity(r.candidate), -r.candidate.capex))
+    out = [Option("good", good, _tradeoff("good", good.candidate, p, cur)),
+           Option("better", pick, _tradeoff("better", p, p, cur)),
+           Option("best", best, _tradeoff("best", best.candidate, p, cur))]
+    return out
 
 
-def why_not(ruleset: RuleSet, ranked: list[Ranked], gpu_id: str) -> list[dict[str, Any]]:
-    """For each candidate on one GPU: which rules rejected or penalised it, condition by condition."""
+def _serves(c: Candidate) -> str:
+    wl = WORKLOADS[c.request.workload]
+    if wl.trains:
+        return f"{c.train_days:,.1f} days to train" if c.train_days < NEVER else "cannot train"
+    sz = c.sizing
+    cap = sz.users_per_replica * sz.replicas
+    return (f"up to {cap:,} users at {c.request.min_tokens_per_s:g}+ tokens/s each "
+            f"({sz.per_user_tps:,.1f} tokens/s and {sz.ttft_s:,.2f} s to first token at {c.request.users:,})")
+
+
+def _tradeoff(role: str, c: Candidate, pick: Candidate, cur: str) -> str:
+    money = f"{c.capex:,.0f} {cur}"
+    if role == "better":
+        per = (f"{c.cost_per_million_tokens:,.2f} {cur} per million tokens" if c.cost_per_million_tokens else
+               f"{c.run_cost:,.0f} {cur} per run" if c.run_cost else "")
+        return f"{money}; {_serves(c)}; the lowest cost of ownership at this quality" + (f"; {per}" if per else "")
+    if c is pick:
+        return f"{money}; {_serves(c)}; the same system as the pick"
+    delta = c.capex - pick.capex
+    if role == "good":
+        quality = "" if c.tier == pick.tier else f", at {c.precision.id} ({c.precision.quality} quality loss)"
+        return f"{money} ({-delta:,.0f} less than the pick{quality}); {_serves(c)}"
+    return f"{money} (+{delta:,.0f} over the pick) buys {_serves(c)}"
+
+
+def _nearest_misses(rejected: list[Ranked], pick: Ranked | None, n: int = 3) -> list[Ranked]:
+    """Rejected by one rule only and not absurdly far from the request: what an expert would mention."""
+    budget = (pick.candidate.request.budget if pick else (rejected[0].candidate.request.budget if rejected else 0))
+    near = [r for r in rejected if len(r.rejected_by) == 1 and r.candidate.capex <= 2 * budget
+            and r.candidate.fits]
+    near.sort(key=lambda r: (r.effective_cost, r.candidate.capex))
+    out: list[Ranked] = []
+    seen: set[str] = set()
+    for r in near:
+        if r.candidate.gpu.id not in seen:
+            seen.add(r.candidate.gpu.id)
+            out.append(r)
+        if len(out) == n:
+            break
+    return out
+
+
+def why_not(ruleset: RuleSet, ranked: list[Ranked], gpu_id: str, pick: Ranked | None = None) -> list[dict[str, Any]]:
+    """For each candidate on one GPU: which rules rejected or penalised it, condition by condition, and what
+    would have to change for it to win."""
     out = []
     for r in ranked:
         if r.candidate.gpu.id != gpu_id:
@@ -193,6 +271,33 @@ def why_not(ruleset: RuleSet, ranked: list[Ranked], gpu_id: str) -> list[dict[st
                 checks.append({"rule": v.rule.id, "action": v.action, "because": v.text,
                                "conditions": [{"field": p, "value": _round(val), "held": held}
                                               for p, val, held in trace]})
-        out.append({"candidate": r.candidate.label, "feasible": r.feasible, "score": round(r.score, 2),
-                    "score_factors": {k: round(v, 3) for k, v in r.factors.items()}, "checks": checks})
+        out.append({"candidate": r.candidate.system_label, "feasible": r.feasible, "score": round(r.score, 2),
+                    "score_factors": {k: round(v, 3) for k, v in r.factors.items()}, "checks": checks,
+                    "to_win": to_win(r, pick)})
     return out
+
+
+def to_win(r: Ranked, pick: Ranked | None) -> str:
+    """What would have to change for this candidate to be the pick, in units."""
+    c = r.candidate
+    cur = c.request.currency
+    if r.rejected_by:
+        parts = []
+        for v in r.rejected_by:
+            if v.rule.scope == "budget":
+                parts.append(f"a budget of at least {c.capex:,.0f} {cur}")
+            else:
+                parts.append(f"`{v.rule.id}` no longer applying ({v.rule.title.lower()})")
+        return "it would need " + " and ".join(parts)
+    if pick is None or r is pick:
+        return "it is the pick"
+    if c.tier != pick.candidate.tier and WORKLOADS[c.request.workload].decodes:
+        return (f"it is a lower quality tier ({c.precision.id}) than the pick ({pick.candidate.precision.id}); "
+                "it wins only if nothing in the better tier meets the requirement within the budget")
+    gap = 1 - pick.effective_cost / r.effective_cost if r.effective_cost else 0.0
+    # The TCO at which its effective cost equals the pick's; the GPU price that would get it there.
+    needed_tco = pick.effective_cost * math.prod(r.factors.values())
+    price = c.economics.price_each - (c.tco - needed_tco) / max(c.gpus, 1)
+    how = f", e.g. at {price:,.0f} {cur} per GPU" if price > 0 else ""
+    return (f"its effective cost ({r.effective_cost:,.0f} {cur}) would have to fall {gap:.0%} to the pick's "
+            f"({pick.effective_cost:,.0f} {cur}){how}")

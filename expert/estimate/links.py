@@ -20,8 +20,25 @@ class Link:
         return self.kind == "network"
 
 
+_LINKS: dict[tuple, Link] = {}
+
+
 def link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
-    """Slowest hop of `count` GPUs: NVLink inside its domain, PCIe inside one server, the network beyond."""
+    """Slowest hop of `count` GPUs: NVLink inside its domain, PCIe inside one server, the network beyond.
+
+    Memoised per catalog object, GPU and count: the training-plan search asks for the same links thousands
+    of times per request."""
+    key = (cat.digest, gpu.id, gpu.link_kind, gpu.link_gbs, gpu.link_max_gpus, gpu.pcie_gen, gpu.pcie_lanes, gpu.p2p,
+           count)
+    hit = _LINKS.get(key)
+    if hit is None:
+        if len(_LINKS) > 100_000:
+            _LINKS.clear()
+        hit = _LINKS[key] = _link_for(cat, gpu, count)
+    return hit
+
+
+def _link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
     if count <= 1:
         return Link("none", math.inf, 0.0)
     fabric = gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0

@@ -39,33 +39,38 @@ class Serving:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _rate(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int, p: int, o: int):
+def _rate(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int, p: int, o: int, kv: int):
     d = engine_efficiency(cat, "decode", engine, cfg.gpu)
     mfu = engine_efficiency(cat, "prefill", engine, cfg.gpu)["mfu"]
     # Each output token carries P/O prompt tokens of newly admitted requests (chunked prefill).
     tokens = batch * (1 + p / o)
-    step, _, t_mem, t_c = step_time(cat, cfg, d, parallelism, batch, p + o / 2, tokens=tokens, compute_fraction=mfu)
+    # On average a sequence has its context minus half its answer cached while it decodes.
+    step, _, t_mem, t_c = step_time(cat, cfg, d, parallelism, batch, kv - o / 2, tokens=tokens, compute_fraction=mfu)
     return batch / step, step, "memory-bound" if t_mem >= t_c else "compute-bound"
 
 
-def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int) -> Serving:
+def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
+          context: int | None = None) -> Serving:
     """Throughput, per-user speed and time to first token of `users` concurrent requests (None: saturation)."""
     p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
     engine = cfg.engine or pick_engine(cfg.gpu, cfg.precision, cfg.workload)
-    mem = estimate_memory(cat, Config(**{**cfg.__dict__, "context": p + o, "batch": 1}), engine, [])
+    # `context`: the KV length each sequence keeps (a chat's history), when longer than its prompt and answer;
+    # the prompt is what is new and prefilled per request.
+    kv = max(int(context or 0), p + o)
+    mem = estimate_memory(cat, Config(**{**cfg.__dict__, "context": kv, "batch": 1}), engine, [])
     b = mem.breakdown
     n = cfg.count
     # Engines pre-allocate a share of GPU memory (vLLM gpu_memory_utilization, TensorRT-LLM free-memory fraction)
     # and fill what the weights and activations leave with KV blocks.
     pool = (b["available_per_gpu"] * constant(cat, "serving_memory_fraction") - b["overhead"] / n) * n
     free = pool - b["weights"] - b["activations"]
-    kv_seq = kv_bytes_per_token(cfg.model, cfg.precision, cfg.kv_cache) * cached_tokens(cfg.model, p + o) / GIB
+    kv_seq = kv_bytes_per_token(cfg.model, cfg.precision, cfg.kv_cache) * cached_tokens(cfg.model, kv) / GIB
     fitting = max(0, int(free // kv_seq)) if kv_seq > 0 else 0
     cap = int(engine_info(cat, engine).get("max_batch", 256))
     sat_batch = max(1, min(fitting, cap))
-    sat_tps, _, sat_regime = _rate(cat, cfg, engine, mem.parallelism, sat_batch, p, o)
+    sat_tps, _, sat_regime = _rate(cat, cfg, engine, mem.parallelism, sat_batch, p, o, kv)
     running = sat_batch if users is None else max(1, min(int(users), sat_batch))
-    total, step, regime = _rate(cat, cfg, engine, mem.parallelism, running, p, o)
+    total, step, regime = _rate(cat, cfg, engine, mem.parallelism, running, p, o, kv)
     asked = running if users is None else max(int(users), 1)
     per_user = total / asked
     # First token: the request's prompt in one prefill pass (its FLOPs at the prefill MFU, or one weight

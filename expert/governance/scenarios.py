@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,8 @@ SCENARIO_SPEC = {
         "cheapest_over_budget_gpu_in": opt("list", item=Field("str")),
     }),
 }
-REQUEST_KEYS = {"model", "budget", "currency", "workload", "precision", "context", "batch", "tokens", "region",
-                "electricity", "hours_per_day", "years", "deployment"}
+# The keyword arguments of request.build_request a scenario may set (the CLI's options, minus output ones).
+REQUEST_KEYS = set(inspect.signature(build_request).parameters) - {"cat", "policy", "default_context"}
 
 
 class ScenarioError(ExpertError):

@@ -21,6 +21,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
     decode = c.decode_tps
     per_million = c.energy_per_million_tokens
     e = c.economics
+    sz = c.sizing
     return {
         "kind": "candidate",
         "id": c.id,
@@ -35,12 +36,18 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "price_condition": g.price_condition, "launch_year": int(str(g.launch_date)[:4]),
             "china_only": g.china_only,
         },
-        "build": {"slots_needed": g.slots * n},
+        "build": {"slots_needed": g.slots * c.gpus, "stack_allowed": g.stack in req.stacks,
+                  "host_memory_gib": e.host_memory_gib},
         "count": n,
+        "system": {"gpus": c.gpus, "replicas": c.sizing.replicas},
+        "serving": {
+            "meets": sz.meets, "users_per_replica": sz.users_per_replica, "per_user_tps": sz.per_user_tps,
+            "ttft_s": sz.ttft_s, "total_tps": sz.total_tps, "shortfall": sz.shortfall,
+        },
         "precision": {
             "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
             "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
-            "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines,
+            "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines, "tier": c.tier,
         },
         "model": {
             "id": req.model.id, "family": req.model.family, "params_b": req.model.params / 1e9,
@@ -64,10 +71,11 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "decode_tps": decode, "prefill_tps": c.prefill_tps, "train_tps": c.train_tps,
             "decode_tps_per_seq": decode / req.batch if decode else 0.0,
             "train_days": c.train_days, "link": c.link.kind,
-            "capacity_batch": c.capacity.batch, "capacity_tps": c.capacity.tokens_per_s,
+            "capacity_batch": sz.users_per_replica * sz.replicas, "capacity_tps": sz.total_tps,
         },
         "power": {
-            "watts": est.power["watts"], "total_board_w": est.power["board_power_w"],
+            "watts": est.power["watts"] * max(sz.replicas, 1),
+            "total_board_w": est.power["board_power_w"] * max(sz.replicas, 1),
             "energy_cost_per_year": e.energy_per_year, "per_million_tokens": per_million,
             "per_million_tokens_usd": per_million / cat.energy.currencies[req.currency],
         },
@@ -76,11 +84,20 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "shortfall": e.shortfall,
             "rent_per_hour": c.rent.per_hour if c.rent else 0.0, "rent_total": c.rent.total if c.rent else 0.0,
             "rent_vs_tco": c.rent.vs_tco if c.rent else 0.0,
+            "per_million_tokens": c.cost_per_million_tokens, "run": c.run_cost, "platform_share": e.platform_share,
+        },
+        "plan": {
+            "offload": est.plan.strategy.offload if est.plan is not None else "none",
+            "slowdown": est.plan.slowdown if est.plan is not None else 1.0,
+            "sharding": est.plan.strategy.sharding if est.plan is not None else "none",
+            "host_gib": est.plan.host_gib_per_node if est.plan is not None else 0.0,
         },
         "req": {
             "workload": req.workload, "region": req.region, "deployment": req.deployment, "budget": req.budget,
             "context": req.context, "batch": req.batch, "hours_per_day": req.hours_per_day, "years": req.years,
             "training": wl.trains, "tokens": req.tokens or 0.0, "currency": req.currency,
-            "serving": wl.serving,
+            "serving": wl.serving, "users": req.users, "prompt_tokens": req.prompt_tokens,
+            "output_tokens": req.output_tokens, "min_tokens_per_s": req.min_tokens_per_s, "ttft_s": req.ttft_s,
+            "deadline_days": req.deadline_days, "max_desk_cards": req.max_desk_cards,
         },
     }

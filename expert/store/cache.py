@@ -25,7 +25,8 @@ from ..core.yamlio import read_data_file
 from ..rulelang import Action, Rule, RuleSet
 
 # The code that validates what is cached: a change to any of it invalidates the cache.
-_CODE = ("catalog/load.py", "catalog/model.py", "catalog/efficiency.py", "rulelang/load.py", "rulelang/conditions.py",
+_CODE = ("catalog/load.py", "catalog/model.py", "catalog/efficiency.py", "catalog/platforms.py", "rulelang/load.py",
+         "rulelang/conditions.py",
          "rulelang/vocabulary.py", "core/schema.py", "core/yamlio.py", "core/cachedir.py", "store/cache.py")
 
 
@@ -93,6 +94,7 @@ def restore(data: dict[str, Any]) -> tuple[Catalog, RuleSet]:
         efficiency=eff,
         sources={k: _build(Source, v) for k, v in c["sources"].items()},
         digest=c["digest"],
+        platforms={**c["platforms"], "_sources": {k: tuple(v) for k, v in c["platforms"]["_sources"].items()}},
     )
     rs = data["rules"]
     rules = []

@@ -1,0 +1,42 @@
+"""facts/platforms.yaml: what GPUs are built into (hosts, servers, baseboards), the cluster network,
+datacenter hosting and the overhead of a rented run, each price dated and sourced."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..core.errors import FactError
+from ..core.schema import Field, validate
+from ..core.yamlio import plain
+
+_SRC = Field("list", item=Field("str"))
+_BASIS = Field("str", check=lambda s: None if re.match(r"(measured|documented|assumption): \S", s) else
+               "must start with measured:, documented: or assumption:")
+_PLATFORM = {"max_gpus": Field("int", min=1, max=100000, required=False), "price_usd": Field("num", min=0, max=1e7),
+             "host_memory_gib": Field("num", min=0, max=1e6, required=False),
+             "existing_host_memory_gib": Field("num", min=0, max=1e6, required=False),
+             "date": Field("any"), "sources": _SRC, "basis": _BASIS}
+_VALUE = {"value": Field("num", min=0, max=1e7), "date": Field("any", required=False), "sources": _SRC,
+          "basis": _BASIS}
+PLATFORM_KINDS = ("desktop", "hedt", "pcie-server-2", "pcie-server-4", "pcie-server", "baseboard-server",
+                  "cluster-network-per-node")
+SPEC: dict[str, Field] = {
+    "sources": Field("map", values=Field("any")),
+    "platforms": Field("map", spec={k: Field("map", spec=_PLATFORM) for k in PLATFORM_KINDS}),
+    "hosting": Field("map", spec={"colocation_usd_per_kw_month": Field("map", spec=_VALUE),
+                                  "host_power_fraction": Field("map", spec=_VALUE)}),
+    "rent": Field("map", spec={"run_setup_fraction": Field("map", spec=_VALUE)}),
+}
+
+
+def load_platforms(doc: Any, file: str) -> dict[str, Any]:
+    validate(doc, SPEC, file=file, entry="platforms", error=FactError)
+    out = plain(doc)
+    out.pop("sources", None)
+    srcs: dict[str, tuple[str, ...]] = {}
+    for section in ("platforms", "hosting", "rent"):
+        for key, entry in out[section].items():
+            srcs[f"{section}.{key}"] = tuple(entry["sources"])
+    out["_sources"] = srcs
+    return out
