@@ -100,8 +100,13 @@ class Advice:
             "capex": round(e.capex, 2),
             "energy_cost_per_year": round(e.energy_per_year, 2),
             "tco": round(e.tco, 2),
+            "gpu_capex": round(e.gpu_capex, 2),
+            "platform_capex": round(e.platform_capex, 2),
+            "platform_note": e.platform_note,
+            "hosting_per_year": round(e.hosting_per_year, 2),
             "rent": ({"per_hour": round(c.rent.per_hour, 2), "total": round(c.rent.total, 2),
-                      "vs_tco": round(c.rent.vs_tco, 3)} if c.rent else None),
+                      "vs_buy": round(c.rent.vs_tco, 3), "basis": c.rent.basis, "break_even": c.rent.break_even,
+                      "cheaper": "rent" if c.rent.vs_tco < 1 else "buy"} if c.rent else None),
             "train_days": round(c.train_days, 2) if wl.trains else None,
             "run_cost": round(c.run_cost, 2) if wl.trains else None,
             "sizing": ({"meets": sz.meets, "users_per_replica": sz.users_per_replica, "replicas": sz.replicas,
@@ -142,8 +147,27 @@ class Advice:
                         f"{sz.ttft_s:,.2f} s (up to {sz.users_per_replica * sz.replicas:,} users within the "
                         f"requirement)")
             unit = f"{c.cost_per_million_tokens:,.2f} {cur} per million output tokens over {self.request.years:g} years"
-        return {"system_cost": round(c.capex, 2), "system_cost_text": f"{c.capex:,.0f} {cur} ({c.system_label})",
-                "delivers": delivers, "unit_cost": unit}
+        if c.rent:
+            verdict = "rent" if c.rent.vs_tco < 1 else "buy"
+            buy_or_rent = (f"{verdict}: renting costs {c.rent.total:,.0f} {cur} ({c.rent.basis}), "
+                           f"{c.rent.vs_tco:.0%} of buying for the same use; {c.rent.break_even}")
+        else:
+            # No sourced rental price for the pick's GPU: compare with the cheapest rentable system that meets
+            # the same requirement (renting is a candidate beside buying).
+            rentable = [x.candidate for x in o.ranked if x.candidate.rent]
+            alt = min(rentable, key=lambda x: x.rent.total, default=None)
+            if alt is None:
+                buy_or_rent = "buy: no system that meets the requirement has a sourced rental price"
+            else:
+                verdict = "rent" if alt.rent.total < c.tco else "buy"
+                buy_or_rent = (f"{verdict}: the pick's GPU has no sourced rental price; renting {alt.system_label}, "
+                               f"the cheapest rentable system that meets the requirement, costs {alt.rent.total:,.0f} "
+                               f"{cur} ({alt.rent.basis}) against the pick's {c.tco:,.0f} {cur} TCO; "
+                               f"{alt.rent.break_even} for that system")
+        return {"system_cost": round(c.capex, 2),
+                "system_cost_text": (f"{c.capex:,.0f} {cur} ({c.system_label}; GPUs {c.economics.gpu_capex:,.0f}"
+                                     f" + platform {c.economics.platform_capex:,.0f})"),
+                "delivers": delivers, "unit_cost": unit, "buy_or_rent": buy_or_rent}
 
     def verdict_dict(self, v: Verdict) -> dict[str, Any]:
         """A verdict with its rule's sources resolved to citations a reader can open."""

@@ -84,6 +84,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "shortfall": e.shortfall,
             "rent_per_hour": c.rent.per_hour if c.rent else 0.0, "rent_total": c.rent.total if c.rent else 0.0,
             "rent_vs_tco": c.rent.vs_tco if c.rent else 0.0,
+            "rent_basis": c.rent.basis if c.rent else "", "break_even": c.rent.break_even if c.rent else "",
             "per_million_tokens": c.cost_per_million_tokens, "run": c.run_cost, "platform_share": e.platform_share,
         },
         "plan": {

@@ -39,6 +39,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "cost.capex": float, "cost.tco": float, "cost.budget_ratio": float, "cost.energy_share": float,
     "cost.shortfall": float, "cost.rent_total": float, "cost.rent_vs_tco": float,
     "cost.rent_per_hour": float, "cost.per_million_tokens": float, "cost.run": float, "cost.platform_share": float,
+    "cost.rent_basis": str, "cost.break_even": str,
     "plan.offload": str, "plan.slowdown": float, "plan.sharding": str, "plan.host_gib": float,
     "req.workload": str, "req.region": str, "req.deployment": str, "req.budget": float, "req.context": int,
     "req.batch": int, "req.hours_per_day": float, "req.years": float, "req.training": bool,
