@@ -251,7 +251,8 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
 
     def config(g: Gpu, n: int, p: Precision, batch: int) -> Config:
         return Config(model=req.model, gpu=g, count=n, precision=p, workload=req.workload, context=req.context,
-                      batch=batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue)
+                      batch=batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue,
+                      engine=req.engine if decodes else None)
 
     def est_of(g: Gpu, n: int, p: Precision) -> Estimate:
         # Serving fits when the weights and one sequence fit; concurrency is then a matter of sizing.

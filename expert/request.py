@@ -50,6 +50,8 @@ class Request:
     requirement_note: str = "given"
     stacks: tuple[str, ...] = ("cuda", "rocm", "metal")
     max_desk_cards: int = 2
+    condition: str = "any"  # new: used and refurbished parts are not weighed
+    engine: str | None = None  # inference engine for serving and development (None: the default per GPU)
 
     def requirement(self) -> dict[str, Any]:
         """What was sized for, in the units the output prints."""
@@ -78,6 +80,8 @@ class Request:
             "requirement": self.requirement(),
             "stacks": list(self.stacks),
             "max_desk_cards": self.max_desk_cards,
+            "condition": self.condition,
+            "engine": self.engine or "auto",
         }
 
 
@@ -122,6 +126,43 @@ def parse_number(text: str | float | int, what: str, *, allow_zero: bool = False
     return value
 
 
+# Token counts as the engines read them (vLLM's --max-model-len, human_readable_int): an upper-case K/M/G is
+# binary (8K = 8,192, 128K = 131,072), a lower-case k/m/g decimal (8k = 8,000). Money and token totals
+# (--budget, --tokens) stay decimal.
+_TOKEN_SUFFIX = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([KMG])\s*")
+_BINARY = {"K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def parse_tokens(text: str | float | int, what: str) -> float:
+    """A token count for a context-like option: 8K = 8,192 (binary, upper case), 8k = 8,000, or a number."""
+    if isinstance(text, str):
+        m = _TOKEN_SUFFIX.fullmatch(text.replace("_", ""))
+        if m:
+            return parse_number(float(m.group(1)) * _BINARY[m.group(2)], what)
+    return parse_number(text, what)
+
+
+def resolve_gpu(cat: Catalog, name: str, what: str = "--gpu") -> str:
+    """A catalog GPU id in any case, with surrounding spaces or underscores for dashes (H100-SXM, rtx_4090)."""
+    key = str(name).strip().lower()
+    if key in cat.gpus:
+        return key
+    normal = re.sub(r"[\s_]+", "-", key)
+    if normal in cat.gpus:
+        return normal
+    raise InputError(f"{what}: unknown GPU {_shown(name)}; closest: {closest(key[:200], list(cat.gpus))} "
+                     "(see `expert catalog gpus`)")
+
+
+def resolve_gpus(cat: Catalog, names: str | list[str] | tuple[str, ...], what: str) -> list[str]:
+    """A comma-separated list (or several) of GPU ids, each resolved as resolve_gpu does, order kept."""
+    items = [names] if isinstance(names, str) else list(names)
+    out = [resolve_gpu(cat, x, what) for item in items for x in str(item).split(",") if x.strip()]
+    if not out:
+        raise InputError(f"{what}: give one or more GPU ids, e.g. h100-sxm,l40s (see `expert catalog gpus`)")
+    return list(dict.fromkeys(out))
+
+
 def resolve_precision(cat: Catalog, name: str) -> str:
     """A precision id from an id or alias in any case (F16, BF16, Q4_K_M, AWQ, MXFP4), or `auto`."""
     key = str(name).strip().lower()
@@ -143,6 +184,10 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
     if key in cat.shorthands:
         model = cat.models[cat.shorthands[key]]
         return model, f"'{raw}' resolved to {model.id} ({model.name}), the documented default for that size"
+    by_repo = {m.hf_repo.lower(): m for m in cat.models.values() if m.hf_repo}
+    if key in by_repo:
+        model = by_repo[key]
+        return model, f"'{raw}' resolved to {model.id} ({model.name}) by its Hugging Face id in the catalog"
     if not raw:
         raise InputError("--model: empty; expected a model id, a size shorthand (7b, 13b, 70b...) "
                          "or a config.json path")
@@ -169,13 +214,19 @@ def resolve_model(cat: Catalog, name: str) -> tuple[Model, str | None]:
     normal = re.sub(r"[\s_]+", "-", key).replace("llama2", "llama-2").replace("llama3", "llama-3")
     if normal in cat.models:
         return cat.models[normal], None
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", raw):
+        # Looks like a Hugging Face repo id: resolved offline, so one not in the catalog needs its config.json.
+        repo_hits = difflib.get_close_matches(key, list(by_repo), n=3, cutoff=0.4)
+        names = ", ".join(by_repo[h].hf_repo or h for h in repo_hits) or closest(key, sorted(cat.models))
+        raise InputError(f"--model: Hugging Face repo {_shown(raw)} is not in the catalog (resolved offline); "
+                         f"pass its config.json (--model path/to/config.json); closest: {names}")
     choices = sorted(cat.models) + sorted(cat.shorthands)
     raise InputError(f"--model: unknown model {_shown(raw)}; closest: {closest(key[:200], choices)} "
                      f"(see `expert catalog models`, or pass a config.json path)")
 
 
-def _whole(value: Any, what: str, lo: int, hi: int) -> int:
-    v = parse_number(value, what)
+def _whole(value: Any, what: str, lo: int, hi: int, *, tokens: bool = False) -> int:
+    v = parse_tokens(value, what) if tokens else parse_number(value, what)
     if v != int(v) or not lo <= v <= hi:
         raise InputError(f"{what}: must be a whole number from {lo} to {hi:,}, got {value!r}")
     return int(v)
@@ -187,7 +238,8 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
                   deployment: str | None = None, users: Any = None, prompt_tokens: Any = None,
                   output_tokens: Any = None, min_tokens_per_s: Any = None, ttft: Any = None,
                   deadline: Any = None, stacks: Any = None, max_desk_cards: Any = None,
-                  policy: Policy | None = None, default_context: int | None = None) -> Request:
+                  policy: Policy | None = None, default_context: int | None = None, condition: str = "any",
+                  engine: str | None = None) -> Request:
     """Validate every field and fill the documented defaults (rules/policy.yaml); raises InputError with one
     clear line. The requirement sized for is explicit: given, or the policy's default for the workload and
     deployment, and the request says which."""
@@ -258,18 +310,18 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
         if context is None:
             ctx = min(DEFAULT_CONTEXT, m.max_context)
         else:
-            ctx = _whole(context, "--context", 1, 10**8)
+            ctx = _whole(context, "--context", 1, 10**8, tokens=True)
     else:
         if users is None and batch is not None:
             # --batch is the older name of concurrent sequences
             users_v = pick(batch, "users", lambda v: _whole(v, "--batch", 1, 100000))
         else:
             users_v = pick(users, "users", lambda v: _whole(v, "--users", 1, 100000))
-        out_v = pick(output_tokens, "output_tokens", lambda v: _whole(v, "--output-tokens", 1, 10**7))
-        prompt_v = pick(prompt_tokens, "prompt_tokens", lambda v: _whole(v, "--prompt-tokens", 1, 10**8))
+        out_v = pick(output_tokens, "output_tokens", lambda v: _whole(v, "--output-tokens", 1, 10**7, tokens=True))
+        prompt_v = pick(prompt_tokens, "prompt_tokens", lambda v: _whole(v, "--prompt-tokens", 1, 10**8, tokens=True))
         if context is not None:
             # The KV length each sequence keeps; the prompt (new tokens per request) stays as given or default.
-            ctx = max(_whole(context, "--context", 1, 10**8), 1)
+            ctx = max(_whole(context, "--context", 1, 10**8, tokens=True), 1)
             prompt_v = min(prompt_v, max(1, ctx - out_v))
         elif default_context:
             ctx = min(default_context, m.max_context)  # `estimate` sizes the KV cache for a stated context
@@ -299,9 +351,16 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
         if bad:
             raise InputError(f"--stack: unknown stack {bad[0]!r}; allowed: {', '.join(known)}")
     cards = pol.max_consumer_cards if max_desk_cards is None else _whole(max_desk_cards, "--max-desk-cards", 1, 16)
+    condition = str(condition).lower()
+    if condition not in ("any", "new"):
+        raise InputError(f"--condition: unknown condition {condition!r}; allowed: any, new")
+    engines = tuple(cat.efficiency.get("engines", {}))
+    engine_v = None if engine in (None, "", "auto") else str(engine).lower()
+    if engine_v is not None and engine_v not in engines:
+        raise InputError(f"--engine: unknown engine {engine!r}; allowed: auto, {', '.join(engines)}")
     return Request(model=m, model_note=note, budget=budget_v, currency=currency, workload=workload,
                    precision=precision, context=ctx, batch=batch_v, region=region,
                    electricity_per_kwh=price, electricity_note=enote, hours_per_day=hours, years=years_v,
                    deployment=deployment, deployment_note=dnote, requirement_note=rnote, stacks=stacks_v,
-                   max_desk_cards=cards, **kw)
+                   max_desk_cards=cards, condition=condition, engine=engine_v, **kw)
 

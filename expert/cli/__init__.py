@@ -131,6 +131,10 @@ def cli() -> None:
 @click.option("--stack", "stacks", default=None,
               help="Software stacks to weigh, e.g. cuda or cuda,rocm (default: what the workload's tools target).")
 @click.option("--max-desk-cards", default=None, help="Consumer cards a desk-side build may take (default 2).")
+@click.option("--condition", default="any", show_default=True, help="any | new (new: no used or refurbished parts).")
+@click.option("--engine", "engine", default="auto", show_default=True,
+              help="Serving engine: auto (llama.cpp for GGUF and Apple, vLLM otherwise), vllm, sglang, tensorrt-llm, "
+                   "llama.cpp, transformers, exllamav2, mlc, mlx.")
 @click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
 @click.option("--output", default=None, help="Write to this file instead of standard output.")
@@ -139,7 +143,8 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
            prompt_tokens: str | None, output_tokens: str | None, min_tokens_per_s: str | None, ttft: str | None,
            batch: str | None, tokens: str | None, deadline: str | None, currency: str, region: str,
            electricity: str | None, hours_per_day: str, years: str, deployment: str | None, stacks: str | None,
-           max_desk_cards: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
+           max_desk_cards: str | None, condition: str, engine: str, why_not: str | None, fmt: str,
+           output: str | None) -> None:
     """Rank GPU configurations for a model and budget, and explain the pick."""
     from ..render import FORMATS
 
@@ -154,7 +159,7 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
                         electricity=electricity, hours_per_day=hours_per_day, years=years, deployment=deployment,
                         users=users, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                         min_tokens_per_s=min_tokens_per_s, ttft=ttft, deadline=deadline, stacks=stacks,
-                        max_desk_cards=max_desk_cards)
+                        max_desk_cards=max_desk_cards, condition=condition, engine=engine)
     if why_not is not None and why_not not in cat.gpus:
         raise InputError(f"--why-not: unknown GPU {why_not!r}; closest: {closest(why_not, list(cat.gpus))}")
     result = run_advice(cat, rules, req)

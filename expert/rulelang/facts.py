@@ -100,5 +100,6 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "serving": wl.serving, "users": req.users, "prompt_tokens": req.prompt_tokens,
             "output_tokens": req.output_tokens, "min_tokens_per_s": req.min_tokens_per_s, "ttft_s": req.ttft_s,
             "deadline_days": req.deadline_days, "max_desk_cards": req.max_desk_cards,
+            "new_only": req.condition == "new",
         },
     }

@@ -45,7 +45,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "req.batch": int, "req.hours_per_day": float, "req.years": float, "req.training": bool,
     "req.tokens": float, "req.currency": str, "req.serving": bool, "req.users": int, "req.prompt_tokens": int,
     "req.output_tokens": int, "req.min_tokens_per_s": float, "req.ttft_s": float, "req.deadline_days": float,
-    "req.max_desk_cards": int,
+    "req.max_desk_cards": int, "req.new_only": bool,
 }
 
 
