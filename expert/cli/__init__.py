@@ -85,6 +85,20 @@ def _load():
     return cat, rules
 
 
+def gpu_pool(cat: Any, only: str | None, exclude: str | None) -> list[Any] | None:
+    """The candidate pool of --only / --exclude (None: the whole catalog, today's behaviour)."""
+    from ..request import resolve_gpus
+
+    if only is None and exclude is None:
+        return None
+    keep = resolve_gpus(cat, only, "--only") if only is not None else list(cat.gpus)
+    drop = set(resolve_gpus(cat, exclude, "--exclude")) if exclude is not None else set()
+    pool = [cat.gpus[g] for g in keep if g not in drop]
+    if not pool:
+        raise InputError("--only/--exclude: no GPU is left to weigh")
+    return pool
+
+
 def _emit(text: str, output: str | None) -> None:
     if output:
         try:
@@ -135,6 +149,12 @@ def cli() -> None:
 @click.option("--engine", "engine", default="auto", show_default=True,
               help="Serving engine: auto (llama.cpp for GGUF and Apple, vLLM otherwise), vllm, sglang, tensorrt-llm, "
                    "llama.cpp, transformers, exllamav2, mlc, mlx.")
+@click.option("--top", default=None, type=click.IntRange(1, 1000),
+              help="Also list the first N feasible options in rank order (text and JSON).")
+@click.option("--only", "only", default=None, metavar="GPU,...",
+              help="Weigh only these GPU ids (comma-separated, any case), e.g. h100-sxm,l40s.")
+@click.option("--exclude", "exclude", default=None, metavar="GPU,...",
+              help="Leave these GPU ids out of the candidate pool (comma-separated, any case).")
 @click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
 @click.option("--output", default=None, help="Write to this file instead of standard output.")
@@ -143,15 +163,15 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
            prompt_tokens: str | None, output_tokens: str | None, min_tokens_per_s: str | None, ttft: str | None,
            batch: str | None, tokens: str | None, deadline: str | None, currency: str, region: str,
            electricity: str | None, hours_per_day: str, years: str, deployment: str | None, stacks: str | None,
-           max_desk_cards: str | None, condition: str, engine: str, why_not: str | None, fmt: str,
-           output: str | None) -> None:
+           max_desk_cards: str | None, condition: str, engine: str, top: int | None, only: str | None,
+           exclude: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
     """Rank GPU configurations for a model and budget, and explain the pick."""
     from ..render import FORMATS
 
     if fmt not in FORMATS:
         raise InputError(f"--format: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     from ..decide.advice import advise as run_advice
-    from ..request import build_request, closest
+    from ..request import build_request, resolve_gpu
 
     cat, rules = _load()
     req = build_request(cat, model=model, budget=budget, currency=currency, workload=workload,
@@ -160,10 +180,10 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
                         users=users, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                         min_tokens_per_s=min_tokens_per_s, ttft=ttft, deadline=deadline, stacks=stacks,
                         max_desk_cards=max_desk_cards, condition=condition, engine=engine)
-    if why_not is not None and why_not not in cat.gpus:
-        raise InputError(f"--why-not: unknown GPU {why_not!r}; closest: {closest(why_not, list(cat.gpus))}")
-    result = run_advice(cat, rules, req)
-    doc = result.to_dict(detail=fmt == "json")
+    if why_not is not None:
+        why_not = resolve_gpu(cat, why_not, "--why-not")
+    result = run_advice(cat, rules, req, gpus=gpu_pool(cat, only, exclude))
+    doc = result.to_dict(detail=fmt == "json", top=top)
     from ..render import render
 
     if why_not:
@@ -205,7 +225,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     from ..estimate import Config
     from ..estimate import estimate as run_estimate
     from ..render import render
-    from ..request import build_request, closest, parse_number
+    from ..request import build_request, parse_number, parse_tokens, resolve_gpu
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
@@ -217,8 +237,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     if kv_cache != "auto" and (kv_cache not in kv_types or kv_cache not in KV_CACHE_BYTES):
         raise InputError(f"--kv-cache: unknown KV cache type {kv_cache!r}; allowed: auto, {', '.join(kv_types)}")
     cat, _ = _load()
-    if gpu not in cat.gpus:
-        raise InputError(f"--gpu: unknown GPU {gpu!r}; closest: {closest(gpu, list(cat.gpus))}")
+    gpu = resolve_gpu(cat, gpu, "--gpu")
     if precision == "auto":
         raise InputError("--precision: estimate needs a concrete precision (fp16, bf16, fp8, int8, int4, q4_k_m...)")
     n = parse_number(count, "--count")
@@ -256,8 +275,8 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         from ..estimate import serve
 
         n_users = None if users == "max" else int(parse_number(users, "--users"))
-        p_tok = int(parse_number(prompt_tokens, "--prompt-tokens"))
-        o_tok = int(parse_number(output_tokens, "--output-tokens"))
+        p_tok = int(parse_tokens(prompt_tokens, "--prompt-tokens"))
+        o_tok = int(parse_tokens(output_tokens, "--output-tokens"))
         if WORKLOADS_TRAIN(req.workload):
             raise InputError("--users: serving is modelled for inference workloads only")
         sv = serve(cat, cfg, n_users, p_tok, o_tok)

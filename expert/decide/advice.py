@@ -30,6 +30,14 @@ MAX_SUGGESTIONS = 8
 PRICE_MAX_AGE_DAYS = 180  # a street price older than about six months is a different market
 
 
+def _plan_summary(plan: Any) -> dict[str, Any]:
+    """The training plan a team would run: strategy, layout, time, GPU-hours and the launch snippet."""
+    d = plan.to_dict()
+    return {"strategy": d["strategy"]["name"], "layout": d["layout"]["label"], "bubble": d["layout"]["bubble"],
+            "mfu": d.get("mfu"), "days": d.get("days"), "gpu_hours": d.get("gpu_hours"),
+            "goodput": d.get("goodput"), "launch": d.get("launch"), "notes": d.get("notes", [])[:6]}
+
+
 def _today() -> datetime.date:
     """Today, or GPU_EXPERT_TODAY (YYYY-MM-DD) so that tests and audits render the same advice every day."""
     pinned = os.environ.get("GPU_EXPERT_TODAY", "")
@@ -118,6 +126,7 @@ class Advice:
             "energy_per_million_tokens": round(c.energy_per_million_tokens, 4),
             "cost_per_user": round(c.cost_per_user, 2) if wl.decodes else None,
             "estimate": {k: est[k] for k in ("memory_gib", "fits", "throughput", "power", "assumptions")},
+            "plan": _plan_summary(c.estimate.plan) if c.estimate.plan is not None else None,
         }
         if verdicts:
             out["verdicts"] = [self.verdict_dict(v) for v in r.verdicts]
@@ -131,7 +140,11 @@ class Advice:
         """The three numbers a purchase decision turns on, for the pick: what it costs, what it delivers at
         the requirement, and what a unit of output costs."""
         o = self.outcome
-        r = o.pick or o.cheapest_over_budget
+        return self.decision_for(o.pick or o.cheapest_over_budget)
+
+    def decision_for(self, r: Ranked | None) -> dict[str, Any]:
+        """The decision numbers of one candidate (the pick's in `decision`; `expert compare` shows several)."""
+        o = self.outcome
         if r is None:
             return {}
         c = r.candidate
@@ -179,9 +192,10 @@ class Advice:
             return {"id": sid, "cite": sid, "url": ""}
         return {"id": sid, "cite": src.cite(), "url": src.address()}
 
-    def to_dict(self, detail: bool = True) -> dict[str, Any]:
+    def to_dict(self, detail: bool = True, top: int | None = None) -> dict[str, Any]:
         """The view model. `detail` adds every rejected candidate with its reasons (JSON output);
-        the written formats show rejections grouped by rule, so they skip rendering each reason."""
+        the written formats show rejections grouped by rule, so they skip rendering each reason.
+        `top` adds the first N feasible options in rank order (`advise --top N`); absent by default."""
         req, o = self.request, self.outcome
         pick = o.pick
         rejected = []
@@ -247,6 +261,9 @@ class Advice:
             "catalog_digest": self.catalog.digest,
             "rules_digest": self.rules.digest,
         }
+        if top:
+            doc["top"] = [{"rank": i, **self.candidate_dict(r, verdicts=False)}
+                          for i, r in enumerate(o.ranked[:top], 1)]
         return doc
 
     def suggestions(self) -> list[str]:
@@ -278,10 +295,12 @@ class Advice:
         return why_not(self.rules, self.outcome.ranked + self.outcome.rejected, gpu_id, self.outcome.pick)
 
 
-def advise(cat: Catalog, ruleset: RuleSet, req: Request, policy: Policy | None = None) -> Advice:
+def advise(cat: Catalog, ruleset: RuleSet, req: Request, policy: Policy | None = None,
+           gpus: list[Gpu] | None = None) -> Advice:
+    """`gpus` narrows the candidate pool before the engine (`--only` / `--exclude`); None weighs the catalog."""
     pol = policy or load_policy()
     t0 = time.perf_counter()
-    candidates = build_candidates(cat, req, policy=pol)
+    candidates = build_candidates(cat, req, gpus, policy=pol)
     facts = [candidate_fact(cat, c) for c in candidates]
     t1 = time.perf_counter()
     firings = default_engine().fire(ruleset, facts)
