@@ -1,0 +1,87 @@
+"""The cost model, checked against numbers computed by hand from facts/platforms.yaml and facts/gpus.yaml."""
+
+from __future__ import annotations
+
+import pytest
+
+from expert.candidates import build_candidates, platform_cost
+from expert.request import build_request
+
+
+def _one(cat, req, gpu, count, precision):
+    return next(c for c in build_candidates(cat, req, [cat.gpus[gpu]])
+                if c.count == count and c.precision.id == precision)
+
+
+def test_platform_prices_by_deployment_and_form_factor(cat):
+    ws = build_request(cat, model="8b", budget=5000, workload="dev")
+    dc = build_request(cat, model="8b", budget=50000, deployment="datacenter")
+    plat = cat.platforms["platforms"]
+    # One or two desk-side cards go in the buyer's desktop; three or four need an HEDT host.
+    assert platform_cost(cat, ws, cat.gpus["rtx-4090"], 2)[0] == 0
+    assert platform_cost(cat, ws, cat.gpus["rtx-a6000"], 4)[0] == plat["hedt"]["price_usd"]
+    # Datacenter PCIe cards: the smallest server that takes them.
+    assert platform_cost(cat, dc, cat.gpus["l40s"], 1)[0] == plat["pcie-server-2"]["price_usd"]
+    assert platform_cost(cat, dc, cat.gpus["l40s"], 3)[0] == plat["pcie-server-4"]["price_usd"]
+    assert platform_cost(cat, dc, cat.gpus["l40s"], 8)[0] == plat["pcie-server"]["price_usd"]
+    # Bare modules need a baseboard server per 8 GPUs, plus the cluster network beyond one node.
+    net = plat["cluster-network-per-node"]["price_usd"]
+    assert platform_cost(cat, dc, cat.gpus["mi300x"], 8)[0] == plat["baseboard-server"]["price_usd"]
+    assert platform_cost(cat, dc, cat.gpus["mi300x"], 16)[0] == 2 * plat["baseboard-server"]["price_usd"] + 2 * net
+    # A price that is a share of an HGX system already holds its server.
+    assert platform_cost(cat, dc, cat.gpus["h100-sxm"], 8)[0] == 0
+    assert platform_cost(cat, dc, cat.gpus["h100-sxm"], 16)[0] == 2 * net
+
+
+def test_tco_by_hand_for_a_datacenter_card(cat):
+    req = build_request(cat, model="8b", budget=50000, deployment="datacenter", users=1, hours_per_day=24, years=3)
+    c = _one(cat, req, "l40s", 1, "fp8")
+    e = c.economics
+    g = cat.gpus["l40s"]
+    plat = cat.platforms
+    assert e.gpu_capex == g.price_usd
+    assert e.platform_capex == plat["platforms"]["pcie-server-2"]["price_usd"]
+    energy_year = c.estimate.power["energy_cost_per_hour"] * 24 * 365
+    assert e.energy_per_year == pytest.approx(energy_year)
+    kw = g.board_power_w * (1 + plat["hosting"]["host_power_fraction"]["value"]) / 1000
+    hosting_year = kw * 12 * plat["hosting"]["colocation_usd_per_kw_month"]["value"]
+    assert e.hosting_per_year == pytest.approx(hosting_year)
+    assert c.tco == pytest.approx(g.price_usd + e.platform_capex + 3 * (energy_year + hosting_year))
+
+
+def test_rent_for_a_run_is_its_duration_plus_setup(cat):
+    req = build_request(cat, model="8b", budget=500000, workload="finetune", tokens="1B")
+    c = _one(cat, req, "h100-sxm", 8, "bf16")
+    setup = cat.platforms["rent"]["run_setup_fraction"]["value"]
+    per_hour = cat.gpus["h100-sxm"].rent_usd_per_hour * 8
+    hours = c.train_days * 24 * (1 + setup)
+    assert c.rent.per_hour == pytest.approx(per_hour)
+    assert c.rent.total == pytest.approx(per_hour * hours)
+    # Break-even in runs: capex / (rent per run - own energy per run).
+    run_energy = c.economics.energy_per_year / (365 * req.hours_per_day) * 24 * c.train_days
+    runs = c.capex / (c.rent.total - run_energy)
+    assert f"{runs:,.1f} runs" in c.rent.break_even
+
+
+def test_rent_for_a_service_and_its_break_even_month(cat):
+    req = build_request(cat, model="8b", budget=50000, deployment="datacenter", users=1, hours_per_day=12, years=2)
+    c = _one(cat, req, "l40s", 1, "fp8")
+    per_hour = cat.gpus["l40s"].rent_usd_per_hour
+    assert c.rent.total == pytest.approx(per_hour * 12 * 365 * 2)
+    monthly_rent = per_hour * 12 * 365 / 12
+    monthly_own = (c.economics.energy_per_year + c.economics.hosting_per_year) / 12
+    months = c.capex / (monthly_rent - monthly_own)
+    assert f"{months:,.1f} months" in c.rent.break_even
+
+
+def test_only_purchasable_units_are_weighed(cat):
+    req = build_request(cat, model="70b", budget=500000, deployment="datacenter")
+    counts = {c.count for c in build_candidates(cat, req, [cat.gpus["mi300x"], cat.gpus["h100-sxm"]])}
+    assert counts and all(n % 8 == 0 for n in counts)
+
+
+def test_condition_new_rejects_used_parts(cat, rules):
+    from expert.decide.advice import advise
+
+    result = advise(cat, rules, build_request(cat, model="13b", budget=20000, condition="new"))
+    assert all(r.candidate.gpu.price_condition not in ("used", "refurbished") for r in result.outcome.ranked)
