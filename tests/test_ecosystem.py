@@ -90,3 +90,33 @@ def test_only_and_exclude_filter_the_pool_before_the_engine():
     assert res.code == 2 and "--only: unknown GPU 'h900'" in res.err
     res = run_cli("advise", "--budget", "20000", "--model", "13b", "--only", "l4", "--exclude", "L4")
     assert res.code == 2 and "no GPU is left" in res.err
+
+
+def test_compare_prints_the_reports_numbers_side_by_side():
+    doc = _advise_json()
+    rec = doc["recommendation"]
+    spec = f"{rec['count']}x{rec['gpu'].upper()}@{rec['precision']}"
+    res = run_cli("compare", spec, "2xrtx-4090@int4", "--budget", "20000", "--model", "13b", "--format", "json")
+    assert res.code == 0, res.err
+    cmp = json.loads(res.out)
+    first, second = cmp["configs"]
+    assert first["config"] == spec and first["feasible"] and first["rejected_by"] == []
+    assert first["capex"] == rec["capex"] == first["gpu_capex"] + first["platform_capex"]
+    same = ("system_cost", "system_cost_text", "delivers", "unit_cost")
+    assert {k: first["decision"][k] for k in same} == {k: doc["decision"][k] for k in same}
+    assert first["cost_per_million_tokens"] == rec["cost_per_million_tokens"]
+    assert first["memory_per_gpu_gib"] == rec["estimate"]["memory_gib"]["per_gpu"]
+    assert not second["feasible"] and "power_cost/over-budget" in {v["rule"] for v in second["rejected_by"]}
+    text = run_cli("compare", spec, "2xrtx-4090@int4", "--budget", "20000", "--model", "13b").out
+    assert f"{rec['capex']:,.0f}" in text.split("capex USD", 1)[1].splitlines()[0]
+    assert "x [power_cost/over-budget]" in text and all(line == line.rstrip() for line in text.splitlines())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["h100-sxm"], "give 2 or 3 configurations"),
+    (["2xh900@fp8", "l40s"], "unknown GPU 'h900'"),
+    (["l40s@fp99", "l4"], "--precision: unknown precision"),
+])
+def test_compare_bad_configs_are_one_line_exit_2(args, message):
+    res = run_cli("compare", *args, "--budget", "20000", "--model", "13b")
+    assert res.code == 2 and message in res.err and res.err.count("\n") == 1

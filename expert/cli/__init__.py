@@ -374,8 +374,10 @@ def catalog(what: str, fmt: str) -> None:
 
 def _register() -> None:
     from ..governance.commands import register
+    from . import compare
 
     register(cli)
+    compare.register(cli, advise, _data_options, _load, _emit)
 
 
 _register()
