@@ -167,14 +167,15 @@ class Advice:
         else:
             # No sourced rental price for the pick's GPU: compare with the cheapest rentable system that meets
             # the same requirement (renting is a candidate beside buying).
-            rentable = [x.candidate for x in o.ranked if x.candidate.rent]
+            rentable = [x.candidate for x in o.ranked if x.candidate.rent and x.candidate.tier == c.tier
+                        and x.candidate.quality_class == c.quality_class]
             alt = min(rentable, key=lambda x: x.rent.total, default=None)
             if alt is None:
                 buy_or_rent = "buy: no system that meets the requirement has a sourced rental price"
             else:
                 verdict = "rent" if alt.rent.total < c.tco else "buy"
                 buy_or_rent = (f"{verdict}: the pick's GPU has no sourced rental price; renting {alt.system_label}, "
-                               f"the cheapest rentable system that meets the requirement, costs {alt.rent.total:,.0f} "
+                               f"the cheapest rentable system that meets the requirement at this quality, costs {alt.rent.total:,.0f} "
                                f"{cur} ({alt.rent.basis}) against the pick's {c.tco:,.0f} {cur} TCO; "
                                f"{alt.rent.break_even} for that system")
         return {"system_cost": round(c.capex, 2),
