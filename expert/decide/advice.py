@@ -175,7 +175,8 @@ class Advice:
             else:
                 verdict = "rent" if alt.rent.total < c.tco else "buy"
                 buy_or_rent = (f"{verdict}: the pick's GPU has no sourced rental price; renting {alt.system_label}, "
-                               f"the cheapest rentable system that meets the requirement at this quality, costs {alt.rent.total:,.0f} "
+                               "the cheapest rentable system that meets the requirement at this quality, costs "
+                               f"{alt.rent.total:,.0f} "
                                f"{cur} ({alt.rent.basis}) against the pick's {c.tco:,.0f} {cur} TCO; "
                                f"{alt.rent.break_even} for that system")
         return {"system_cost": round(c.capex, 2),
