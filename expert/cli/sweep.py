@@ -1,0 +1,220 @@
+"""`expert sweep FILE`: many requests (YAML, CSV or JSONL, one per row), one output line each, on every core.
+
+A row's keys are advise's option names (`budget`, `model`, `prompt-tokens` or `prompt_tokens`, `stack`,
+plus `only` / `exclude`); a row that fails (bad input, an unknown model) gets its error in its output line
+and the sweep goes on. Identical requests are computed once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..core.docschema import SCHEMA_VERSION
+from ..core.errors import ExpertError, InputError
+from .requestopts import option_names
+
+MAX_ROWS = 1_000_000
+MAX_FILE_BYTES = 64 * 2**20
+EXTRA_KEYS = {"only": "only", "exclude": "exclude"}
+CSV_COLUMNS = ["schema_version", "row", "model", "workload", "budget", "currency", "pick", "presented", "gpu", "count",
+               "replicas", "precision", "capex", "gpu_capex", "platform_capex", "tco", "cost_per_million_tokens",
+               "train_days", "run_cost", "delivers", "unit_cost", "buy_or_rent", "nothing_fits_budget", "error"]
+
+SWEEP_HELP = """Run many requests from a YAML, CSV or JSONL file and write one result per request.
+
+Each row is one request; its keys are advise's option names (budget, model, workload, context,
+prompt-tokens, users, currency, region, ... plus only and exclude). Output is JSONL (default) or CSV,
+one line per row in input order, with the pick, its capex and decision numbers, or the row's error:
+a bad row never stops the sweep. Rows run on all cores (--jobs); a progress line goes to stderr when
+it is a terminal.
+
+\b
+Examples:
+  expert sweep requests.csv --output results.jsonl
+  expert sweep requests.yaml --format csv --output results.csv --jobs 4
+  printf 'model,budget\\n13b,20k\\n70b,150k\\n' > r.csv && expert sweep r.csv --format csv
+"""
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a sweep file, by its suffix: .yaml/.yml (a list, or {requests: [...]}), .csv, .jsonl/.json."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise InputError(f"sweep {path}: cannot read: {exc.strerror}") from None
+    if st.st_size > MAX_FILE_BYTES:
+        raise InputError(f"sweep {path}: {st.st_size:,} bytes is too large (at most {MAX_FILE_BYTES:,})")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"sweep {path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InputError(f"sweep {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if isinstance(data, dict) and isinstance(data.get("requests"), list):
+            data = data["requests"]
+        if not isinstance(data, list):
+            raise InputError(f"sweep {path}: expected a list of requests (or 'requests: [...]')")
+        rows = data
+    elif suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        rows = [{k.strip(): (v.strip() if isinstance(v, str) and v.strip() else None) for k, v in r.items() if k}
+                for r in reader]
+    elif suffix in (".jsonl", ".json", ".ndjson"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                rows.append({"__error__": f"line {n}: not valid JSON: {exc.msg}"})
+    else:
+        raise InputError(f"sweep {path}: unknown file type {suffix or '(none)'!r}; expected .yaml, .csv or .jsonl")
+    if len(rows) > MAX_ROWS:
+        raise InputError(f"sweep {path}: {len(rows):,} rows, at most {MAX_ROWS:,}")
+    return rows
+
+
+def _normalise(row: Any, names: dict[str, str]) -> dict[str, Any]:
+    """A row's keys as build_request keywords; raises InputError naming an unknown key."""
+    if not isinstance(row, dict):
+        raise InputError(f"a row must be a mapping of option names to values, got {type(row).__name__}")
+    if "__error__" in row:
+        raise InputError(row["__error__"])
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        k = str(key).strip().lower()
+        name = names.get(k) or names.get(k.replace("_", "-")) or EXTRA_KEYS.get(k)
+        if name is None:
+            allowed = sorted({n.replace("_", "-") for n in names.values()} | set(EXTRA_KEYS))
+            raise InputError(f"unknown key {str(key)[:60]!r}; allowed: {', '.join(allowed)}")
+        if value is not None:
+            out[name] = value if isinstance(value, (int, float, bool)) else str(value)
+    for need in ("budget", "model"):
+        if need not in out:
+            raise InputError(f"--{need} is missing")
+    return out
+
+
+# Set in the parent before the pool forks: the catalogs and rules, loaded and validated once.
+_LOADED: dict[str, Any] = {}
+
+
+def _run(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One request -> its result fields (or its error). Never raises for bad input."""
+    from ..decide.advice import advise
+    from ..request import build_request
+    from . import gpu_pool
+
+    try:
+        if "cat" not in _LOADED:
+            from ..store import load_all
+
+            _LOADED["cat"], _LOADED["rules"] = load_all()
+        cat, rules = _LOADED["cat"], _LOADED["rules"]
+        kw = dict(kwargs)
+        pool = gpu_pool(cat, kw.pop("only", None), kw.pop("exclude", None))
+        req = build_request(cat, **kw)
+        adv = advise(cat, rules, req, gpus=pool)
+        doc = adv.to_dict(detail=False)
+    except ExpertError as exc:
+        return {"error": str(exc)}
+    r = doc["recommendation"] or doc["cheapest_over_budget"] or {}
+    dec = doc["decision"] or {}
+    q = doc["request"]
+    return {"model": q["model"], "workload": q["workload"], "budget": q["budget"], "currency": q["currency"],
+            "pick": doc["recommendation"]["label"] if doc["recommendation"] else None,
+            "presented": "pick" if doc["recommendation"] else "cheapest_over_budget" if r else None,
+            "gpu": r.get("gpu"), "count": r.get("count"), "replicas": r.get("replicas"),
+            "precision": r.get("precision"), "capex": r.get("capex"), "gpu_capex": r.get("gpu_capex"),
+            "platform_capex": r.get("platform_capex"), "tco": r.get("tco"),
+            "cost_per_million_tokens": r.get("cost_per_million_tokens"), "train_days": r.get("train_days"),
+            "run_cost": r.get("run_cost"), "delivers": dec.get("delivers"), "unit_cost": dec.get("unit_cost"),
+            "buy_or_rent": dec.get("buy_or_rent"), "nothing_fits_budget": doc["nothing_fits_budget"], "error": None}
+
+
+def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any = None) -> list[dict[str, Any]]:
+    """Every row's output line, in input order; identical requests are computed once."""
+    keyed: list[tuple[int, Any, str | None, str | None]] = []  # (row, input, request key, error)
+    unique: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(rows, 1):
+        try:
+            kw = _normalise(row, names)
+        except InputError as exc:
+            keyed.append((i, row, None, str(exc)))
+            continue
+        key = json.dumps(kw, sort_keys=True, default=str)
+        unique.setdefault(key, kw)
+        keyed.append((i, row, key, None))
+    results: dict[str, dict[str, Any]] = {}
+    todo = list(unique.items())
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        if "cat" not in _LOADED:
+            from ..store import load_all
+
+            _LOADED["cat"], _LOADED["rules"] = load_all()
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context("fork" if "fork" in methods else None)
+        with ctx.Pool(min(jobs, len(todo))) as pool:
+            for n, (key, res) in enumerate(zip((k for k, _ in todo),
+                                               pool.imap(_run, (kw for _, kw in todo), chunksize=4), strict=True), 1):
+                results[key] = res
+                if progress:
+                    progress(n, len(todo))
+    else:
+        for n, (key, kw) in enumerate(todo, 1):
+            results[key] = _run(kw)
+            if progress:
+                progress(n, len(todo))
+    out = []
+    for i, row, key, err in keyed:
+        res = {"error": err} if key is None else results[key]
+        out.append({"schema_version": SCHEMA_VERSION, "row": i, **res,
+                    "input": row if isinstance(row, dict) else repr(row)[:200]})
+    return out
+
+
+def register(cli: click.Group, advise: click.Command, data_options: Any, load: Any, emit: Any) -> None:
+    @cli.command("sweep", help=SWEEP_HELP)
+    @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--format", "fmt", default="jsonl", show_default=True, type=click.Choice(["jsonl", "csv"]))
+    @click.option("--output", default=None, help="Write to this file instead of standard output.")
+    @click.option("--jobs", default=None, type=click.IntRange(1, 256),
+                  help="Worker processes (default: all cores, os.cpu_count()).")
+    @data_options
+    def sweep(file: Path, fmt: str, output: str | None, jobs: int | None) -> None:
+        _LOADED["cat"], _LOADED["rules"] = load()  # --facts-dir / --prices, validated once; workers inherit them
+        rows = read_rows(file)
+        tty = sys.stderr.isatty()
+
+        def progress(n: int, total: int) -> None:
+            click.echo(f"\rsweep: {n}/{total} requests ({n * 100 // total} %)", err=True,
+                       nl=n == total)
+
+        lines = run_sweep(rows, option_names(advise), jobs or os.cpu_count() or 1, progress if tty else None)
+        if fmt == "jsonl":
+            text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        else:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+            w.writeheader()
+            for line in lines:
+                w.writerow({k: line.get(k) for k in CSV_COLUMNS})
+            text = buf.getvalue()
+        emit(text, output)

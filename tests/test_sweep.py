@@ -1,0 +1,87 @@
+"""`expert sweep`: many requests from CSV / YAML / JSONL, one output line each, bad rows reported, never fatal."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from expert.cli import advise as advise_cmd
+from expert.cli.requestopts import option_names
+from expert.cli.sweep import run_sweep
+
+from .conftest import run_cli
+
+# Ten distinct requests (serving, dev, fine-tuning, training; three currencies; K suffixes) and bad rows.
+GOOD = [
+    "13b,20k,,,,", "70b,150k,inference,8K,,", "8b,3000,dev,,,", "meta-llama/Llama-2-7b-hf,10000,,,,",
+    "70b,60000,qlora,,,", "13b,150000,,,CNY,china", "8b,30k,inference,32K,EUR,eu", "70b,1M,training,,,",
+    "405b,5000,,,,", "34b,40k,inference,,,us",
+]
+BAD = ["foo,1k,,,,", "13b,-5,,,,", "13b,20k,nonsense,,,", "13b,20k,,9999999999,,", "13b,20k,,,XYZ,"]
+
+
+def _csv(tmp_path, n=50):
+    rows = [(GOOD + BAD)[i % (len(GOOD) + len(BAD))] for i in range(n)]
+    path = tmp_path / "requests.csv"
+    path.write_text("model,budget,workload,context,currency,region\n" + "\n".join(rows) + "\n")
+    return path, rows
+
+
+def test_sweep_of_a_50_row_csv_writes_one_line_per_row_in_order(tmp_path):
+    path, rows = _csv(tmp_path)
+    res = run_cli("sweep", str(path), "--jobs", "2")
+    assert res.code == 0 and res.err == ""  # stderr is no terminal: no progress line
+    lines = [json.loads(line) for line in res.out.splitlines()]
+    assert [x["row"] for x in lines] == list(range(1, 51))
+    assert all(x["schema_version"] == "1.0" for x in lines)
+    for x, raw in zip(lines, rows, strict=True):
+        assert (x["error"] is None) == (raw in GOOD), (raw, x["error"])
+        if raw in GOOD:
+            assert x["capex"] > 0 and x["currency"] and x["delivers"] and x["presented"]
+    errors = {x["input"]["model"] + x["input"]["budget"]: x["error"] for x in lines if x["error"]}
+    assert "unknown model 'foo'" in errors["foo1k"] and "--budget" in errors["13b-5"]
+    # the same numbers as advise for the same request
+    one = json.loads(run_cli("advise", "--budget", "150k", "--model", "70b", "--context", "8K",
+                             "--format", "json").out)
+    assert lines[1]["pick"] == one["recommendation"]["label"] and lines[1]["capex"] == one["recommendation"]["capex"]
+    assert lines[1]["unit_cost"] == one["decision"]["unit_cost"]
+    over = lines[8]  # 405b on 5,000 USD: nothing fits, the cheapest that works is shown as such
+    assert over["pick"] is None and over["nothing_fits_budget"] and over["presented"] == "cheapest_over_budget"
+    assert over["capex"] > 5000
+
+
+def test_sweep_csv_output_and_file(tmp_path):
+    path, _ = _csv(tmp_path, n=15)
+    out = tmp_path / "out.csv"
+    res = run_cli("sweep", str(path), "--format", "csv", "--output", str(out), "--jobs", "1")
+    assert res.code == 0 and res.out == ""
+    table = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(table) == 15 and table[0]["pick"] and table[0]["capex"]
+    assert table[10]["error"].startswith("--model: unknown model") and table[10]["pick"] == ""
+
+
+def test_sweep_reads_yaml_and_jsonl_with_option_spellings(tmp_path):
+    yml = tmp_path / "r.yaml"
+    yml.write_text("requests:\n  - {model: 13b, budget: 20000, prompt-tokens: 2K, only: L40S}\n"
+                   "  - {model: 8b, budget: 3000, workload: dev, bogus: 1}\n  - just text\n")
+    lines = [json.loads(x) for x in run_cli("sweep", str(yml)).out.splitlines()]
+    assert lines[0]["gpu"] == "l40s" and lines[0]["error"] is None
+    assert "unknown key 'bogus'" in lines[1]["error"] and "mapping" in lines[2]["error"]
+    jl = tmp_path / "r.jsonl"
+    jl.write_text('{"model": "13b", "budget": 20000, "max_desk_cards": 2}\n{not json\n\n{"model": "7b"}\n')
+    lines = [json.loads(x) for x in run_cli("sweep", str(jl)).out.splitlines()]
+    assert [x["row"] for x in lines] == [1, 2, 3]
+    assert lines[0]["error"] is None and "not valid JSON" in lines[1]["error"]
+    assert "--budget is missing" in lines[2]["error"]
+    bad = tmp_path / "r.txt"
+    bad.write_text("x")
+    res = run_cli("sweep", str(bad))
+    assert res.code == 2 and "unknown file type" in res.err
+
+
+def test_progress_is_reported_per_request_and_duplicates_run_once():
+    seen = []
+    rows = [{"model": "13b", "budget": "20k"}] * 5 + [{"model": "8b", "budget": "3000", "workload": "dev"}]
+    out = run_sweep(rows, option_names(advise_cmd), 1, lambda n, total: seen.append((n, total)))
+    assert seen == [(1, 2), (2, 2)] and len(out) == 6 and out[0]["capex"] == out[4]["capex"]
