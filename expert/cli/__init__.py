@@ -85,20 +85,6 @@ def _load():
     return cat, rules
 
 
-def gpu_pool(cat: Any, only: str | None, exclude: str | None) -> list[Any] | None:
-    """The candidate pool of --only / --exclude (None: the whole catalog, today's behaviour)."""
-    from ..request import resolve_gpus
-
-    if only is None and exclude is None:
-        return None
-    keep = resolve_gpus(cat, only, "--only") if only is not None else list(cat.gpus)
-    drop = set(resolve_gpus(cat, exclude, "--exclude")) if exclude is not None else set()
-    pool = [cat.gpus[g] for g in keep if g not in drop]
-    if not pool:
-        raise InputError("--only/--exclude: no GPU is left to weigh")
-    return pool
-
-
 def _emit(text: str, output: str | None) -> None:
     if output:
         try:
@@ -172,6 +158,7 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
         raise InputError(f"--format: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     from ..decide.advice import advise as run_advice
     from ..request import build_request, resolve_gpu
+    from .requestopts import gpu_pool
 
     cat, rules = _load()
     req = build_request(cat, model=model, budget=budget, currency=currency, workload=workload,

@@ -36,3 +36,18 @@ def option_names(advise: click.Command) -> dict[str, str]:
 def request_kwargs(values: dict[str, Any]) -> dict[str, Any]:
     names = set(request_param_names())
     return {k: v for k, v in values.items() if k in names}
+
+
+def gpu_pool(cat: Any, only: str | None, exclude: str | None) -> list[Any] | None:
+    """The candidate pool of --only / --exclude (None: the whole catalog, today's behaviour)."""
+    from ..core.errors import InputError
+    from ..request import resolve_gpus
+
+    if only is None and exclude is None:
+        return None
+    keep = resolve_gpus(cat, only, "--only") if only is not None else list(cat.gpus)
+    drop = set(resolve_gpus(cat, exclude, "--exclude")) if exclude is not None else set()
+    pool = [cat.gpus[g] for g in keep if g not in drop]
+    if not pool:
+        raise InputError("--only/--exclude: no GPU is left to weigh")
+    return pool

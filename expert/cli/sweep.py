@@ -118,7 +118,7 @@ def _run(kwargs: dict[str, Any]) -> dict[str, Any]:
     """One request -> its result fields (or its error). Never raises for bad input."""
     from ..decide.advice import advise
     from ..request import build_request
-    from . import gpu_pool
+    from .requestopts import gpu_pool
 
     try:
         if "cat" not in _LOADED:
