@@ -50,3 +50,11 @@ def test_wheel_installs_and_runs_from_an_unrelated_directory(tmp_path):
     md = subprocess.run([str(env_dir / "bin" / "expert"), "advise", "--budget", "20000", "--model", "13b",
                          "--format", "markdown"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert md.returncode == 0 and "## Decision factors" in md.stdout
+    # The JSON Schema ships in the wheel, and `python -m expert` runs from it.
+    schema = subprocess.run([str(py), "-c", "from expert.core.docschema import load_schema; "
+                             "print(sorted(load_schema()['$defs'])[:2])"], cwd=elsewhere, env=env,
+                            capture_output=True, text=True)
+    assert schema.returncode == 0 and "advice" in schema.stdout, schema.stderr
+    err = subprocess.run([str(py), "-m", "expert", "advise", "--budget", "x", "--model", "13b", "--format", "json"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert err.returncode == 2 and '"schema_version"' in err.stderr, err.stderr

@@ -52,13 +52,14 @@ def test_sweep_of_a_50_row_csv_writes_one_line_per_row_in_order(tmp_path):
 
 
 def test_sweep_csv_output_and_file(tmp_path):
-    path, _ = _csv(tmp_path, n=15)
+    path = tmp_path / "requests.csv"
+    path.write_text("model,budget,workload,context,currency,region\n" + "\n".join([GOOD[0], BAD[0], GOOD[0]]) + "\n")
     out = tmp_path / "out.csv"
     res = run_cli("sweep", str(path), "--format", "csv", "--output", str(out), "--jobs", "1")
     assert res.code == 0 and res.out == ""
     table = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(table) == 15 and table[0]["pick"] and table[0]["capex"]
-    assert table[10]["error"].startswith("--model: unknown model") and table[10]["pick"] == ""
+    assert len(table) == 3 and table[0]["pick"] and table[0]["capex"] and table[0] == {**table[2], "row": "1"}
+    assert table[1]["error"].startswith("--model: unknown model") and table[1]["pick"] == ""
 
 
 def test_sweep_reads_yaml_and_jsonl_with_option_spellings(tmp_path):

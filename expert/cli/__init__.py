@@ -26,6 +26,7 @@ class _Group(click.Group):
 
     def _main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        argv = list(args[0] if args and args[0] is not None else kwargs.get("args") or sys.argv[1:])
         try:
             rv = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
@@ -35,17 +36,34 @@ class _Group(click.Group):
             sys.exit(1)
         except click.UsageError as exc:
             cmd = exc.ctx.command_path if exc.ctx else "expert"
-            click.echo(f"{cmd}: error: {exc.format_message()}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            _fail(argv, cmd, exc.format_message())
         except click.ClickException as exc:
-            click.echo(f"expert: error: {exc.format_message()}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            _fail(argv, "expert", exc.format_message())
         except ExpertError as exc:
-            click.echo(f"expert: error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            _fail(argv, "expert", str(exc))
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """`--format json` (or `--format=json`) on the command line: errors are then a JSON object too."""
+    argv = [str(a) for a in argv]
+    return any(a == "--format=json" or (a == "--format" and i + 1 < len(argv) and argv[i + 1] == "json")
+               for i, a in enumerate(argv))
+
+
+def _fail(argv: list[str], cmd: str, message: str) -> None:
+    """One line on stderr and exit status 2: `CMD: error: MESSAGE`, or {"error", "schema_version"} for JSON."""
+    if _wants_json(argv):
+        import json
+
+        from ..core.docschema import SCHEMA_VERSION
+
+        click.echo(json.dumps({"error": message, "schema_version": SCHEMA_VERSION}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"{cmd}: error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
 
 
 def WORKLOADS_TRAIN(workload: str) -> bool:  # noqa: N802 - reads as a predicate on the workload table
@@ -279,9 +297,10 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
            "currency": req.currency, "electricity_note": req.electricity_note}
     if fmt == "json":
+        from ..core.docschema import SCHEMA_VERSION
         from ..render import to_json
 
-        click.echo(to_json(est), nl=False)
+        click.echo(to_json({"schema_version": SCHEMA_VERSION, "currency": req.currency, **est}), nl=False)
     else:
         click.echo(render(doc, "text", template="estimate"), nl=False)
         if plan is not None:
@@ -361,10 +380,14 @@ def catalog(what: str, fmt: str) -> None:
 
 def _register() -> None:
     from ..governance.commands import register
-    from . import compare
+    from . import compare, sweep
 
     register(cli)
     compare.register(cli, advise, _data_options, _load, _emit)
+    sweep.register(cli, advise, _data_options, _load, _emit)
+    from .examples import add_examples
+
+    add_examples(cli)
 
 
 _register()

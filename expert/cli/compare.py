@@ -15,11 +15,6 @@ CONFIG is COUNTxGPU@PRECISION (count 1 and the request's precision when left out
 Each is costed and judged exactly as `advise` does: capex with the platform, what it delivers at the
 requirement, cost per million tokens (or days to train), memory per GPU, and the rules that reject it.
 
-\b
-Examples:
-  expert compare 2xh100-sxm@fp8 4xl40s@fp8 --budget 100k --model 70b
-  expert compare rtx-pro-6000-maxq@fp8 A100-80GB-PCIE@bf16 --budget 20000 --model meta-llama/Llama-2-13b-hf
-  expert compare 8xh100-sxm 8xmi300x --budget 2M --model 70b --workload training --tokens 1T --format json
 """
 
 

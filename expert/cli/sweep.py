@@ -36,11 +36,6 @@ one line per row in input order, with the pick, its capex and decision numbers, 
 a bad row never stops the sweep. Rows run on all cores (--jobs); a progress line goes to stderr when
 it is a terminal.
 
-\b
-Examples:
-  expert sweep requests.csv --output results.jsonl
-  expert sweep requests.yaml --format csv --output results.csv --jobs 4
-  printf 'model,budget\\n13b,20k\\n70b,150k\\n' > r.csv && expert sweep r.csv --format csv
 """
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..candidates import Candidate, build_candidates
 from ..catalog import Catalog, Gpu
+from ..core.docschema import SCHEMA_VERSION
 from ..core.policy import Policy, load_policy
 from ..core.workloads import WORKLOADS
 from ..request import Request
@@ -229,6 +230,8 @@ class Advice:
                 if v.action != "reject":
                     by_factor[v.rule.factor].append(self.verdict_dict(v))
         doc = {
+            "schema_version": SCHEMA_VERSION,
+            "currency": req.currency,
             "request": {**req.to_dict(), "model_name": req.model.name,
                         "model_params_b": round(req.model.params / 1e9, 2), "electricity_note": req.electricity_note},
             "objective": o.objective_name,

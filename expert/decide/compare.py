@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..catalog import Catalog
+from ..core.docschema import SCHEMA_VERSION
 from ..core.errors import InputError
 from ..core.workloads import WORKLOADS
 from ..request import Request, resolve_gpu, resolve_precision
@@ -77,5 +78,6 @@ def compare(cat: Catalog, rules: RuleSet, req: Request, specs: list[str]) -> dic
             "fits": d["estimate"]["fits"], "score": d["score"], "rent": d["rent"],
             "rejected_by": [{"rule": v.rule.id, "because": v.text} for v in best.rejected_by],
         })
-    return {"request": {**req.to_dict(), "model_name": req.model.name}, "currency": req.currency,
+    return {"schema_version": SCHEMA_VERSION, "currency": req.currency,
+            "request": {**req.to_dict(), "model_name": req.model.name},
             "trains": WORKLOADS[req.workload].trains, "configs": rows}
