@@ -86,3 +86,13 @@ def test_progress_is_reported_per_request_and_duplicates_run_once():
     rows = [{"model": "13b", "budget": "20k"}] * 5 + [{"model": "8b", "budget": "3000", "workload": "dev"}]
     out = run_sweep(rows, option_names(advise_cmd), 1, lambda n, total: seen.append((n, total)))
     assert seen == [(1, 2), (2, 2)] and len(out) == 6 and out[0]["capex"] == out[4]["capex"]
+
+
+def test_progress_line_goes_to_stderr_only_on_a_terminal(tmp_path, monkeypatch):
+    import expert.cli.sweep as sweep_mod
+
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"model": "13b", "budget": 20000}\n{"model": "13b", "budget": 20000}\n')
+    monkeypatch.setattr(sweep_mod, "_stderr_is_tty", lambda: True)
+    res = run_cli("sweep", str(path), "--jobs", "1")
+    assert res.code == 0 and "sweep: 1/1 requests (100 %)" in res.err and len(res.out.splitlines()) == 2

@@ -185,6 +185,13 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
     return out
 
 
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def register(cli: click.Group, advise: click.Command, data_options: Any, load: Any, emit: Any) -> None:
     @cli.command("sweep", help=SWEEP_HELP)
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
@@ -196,7 +203,7 @@ def register(cli: click.Group, advise: click.Command, data_options: Any, load: A
     def sweep(file: Path, fmt: str, output: str | None, jobs: int | None) -> None:
         _LOADED["cat"], _LOADED["rules"] = load()  # --facts-dir / --prices, validated once; workers inherit them
         rows = read_rows(file)
-        tty = sys.stderr.isatty()
+        tty = _stderr_is_tty()
 
         def progress(n: int, total: int) -> None:
             click.echo(f"\rsweep: {n}/{total} requests ({n * 100 // total} %)", err=True,
