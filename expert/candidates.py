@@ -164,8 +164,7 @@ class Candidate:
         """Days to process the request's tokens (0 for workloads that do not train; NEVER if it cannot)."""
         if not WORKLOADS[self.request.workload].trains:
             return 0.0
-        rate = self.train_tps
-        return (self.request.tokens or 0.0) / rate / 86400 if rate else NEVER
+        return _train_days(self.request, self.estimate)
 
     @property
     def energy_per_million_tokens(self) -> float:
@@ -190,11 +189,9 @@ class Candidate:
         years of ownership (straight-line)."""
         if not WORKLOADS[self.request.workload].trains or self.train_days >= NEVER:
             return 0.0
-        r = self.request
         days = self.train_days
-        # A run keeps the GPUs busy around the clock: energy per hour of use x 24 x days.
-        per_hour = self.economics.energy_per_year / (365 * max(r.hours_per_day, 1e-9))
-        return per_hour * 24 * days + self.capex * min(1.0, days / (365 * r.years))
+        share = min(1.0, days / (365 * self.request.years))
+        return _run_energy(self.economics, self.request, days) + self.capex * share
 
     @property
     def cost_per_user(self) -> float:
@@ -350,6 +347,12 @@ def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
     return Sizing(True, replicas, per_replica, at.per_user_tps, at.ttft_s, at.total_tps * replicas, "")
 
 
+def _run_energy(econ: Economics, req: Request, days: float) -> float:
+    """Electricity of one training run: it keeps the GPUs busy around the clock (energy per hour of use x 24 x
+    days), whatever the hours per day the ownership TCO assumes."""
+    return econ.energy_per_year / (365 * max(req.hours_per_day, 1e-9)) * 24 * days
+
+
 def _train_days(req: Request, est: Estimate) -> float:
     rate = finite(est.throughput["train_tokens_per_s"])
     return (req.tokens or 0.0) / rate / 86400 if rate else NEVER
@@ -419,7 +422,7 @@ def _rent(cat: Catalog, req: Request, g: Gpu, n: int, econ: Economics, days: flo
         run_hours = days * 24 * (1 + setup)
         total = per_hour * run_hours
         # Buying for this one run: the system plus the run's energy (the hardware is then owned).
-        run_energy = econ.energy_per_year / (365 * max(req.hours_per_day, 1e-9)) * 24 * days
+        run_energy = _run_energy(econ, req, days)
         buy = econ.capex + run_energy
         runs = econ.capex / (total - run_energy) if total > run_energy else float("inf")
         even = (f"buying pays after {runs:,.1f} runs like this one" if runs != float("inf")

@@ -3,16 +3,14 @@ datacenter hosting and the overhead of a rented run, each price dated and source
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..core.errors import FactError
-from ..core.schema import Field, validate
+from ..core.schema import Field, basis_field, validate
 from ..core.yamlio import plain
 
 _SRC = Field("list", item=Field("str"))
-_BASIS = Field("str", check=lambda s: None if re.match(r"(measured|documented|assumption): \S", s) else
-               "must start with measured:, documented: or assumption:")
+_BASIS = basis_field()
 _PLATFORM = {"max_gpus": Field("int", min=1, max=100000, required=False), "price_usd": Field("num", min=0, max=1e7),
              "host_memory_gib": Field("num", min=0, max=1e6, required=False),
              "existing_host_memory_gib": Field("num", min=0, max=1e6, required=False),

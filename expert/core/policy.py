@@ -16,13 +16,12 @@ from typing import Any
 
 from .errors import RuleError
 from .paths import data_dir
-from .schema import Field, validate
+from .schema import Field, basis_field, validate
 from .workloads import WORKLOADS
 from .yamlio import load_yaml_file, plain
 
 POLICY_FILE = "policy.yaml"
-_BASIS = Field("str", check=lambda s: None if re.match(r"(measured|documented|assumption): \S", s) else
-               "must start with measured:, documented: or assumption:")
+_BASIS = basis_field()
 _VALUE = {"value": Field("num", min=0), "basis": _BASIS}
 _SERVING_REQ = {"users": Field("int", min=1, max=100000), "prompt_tokens": Field("int", min=1, max=10_000_000),
                 "output_tokens": Field("int", min=1, max=10_000_000), "min_tokens_per_s": Field("num", min=0.1),

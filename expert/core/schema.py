@@ -7,6 +7,7 @@ Each spec maps a key to a Field; validation walks a LineDict and reports the fir
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,17 @@ class Field:
 
 def opt(kind: str, **kw: Any) -> Field:
     return Field(kind, required=False, **kw)
+
+
+# Why a number has its value: a measurement, a document, or a named engineering assumption. Rules, the
+# decision policy and the platform prices all state their bases this way.
+BASIS_KINDS = ("measured", "documented", "assumption")
+BASIS_PATTERN = re.compile(r"(measured|documented|assumption): \S")
+
+
+def basis_field() -> Field:
+    return Field("str", check=lambda s: None if BASIS_PATTERN.match(s) else
+                 "must start with measured:, documented: or assumption:")
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

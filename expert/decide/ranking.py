@@ -176,7 +176,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
                 c.precision.id)
 
     ranked = sorted(feasible, key=key)
-    rejected = sorted(everything_rejected(everything), key=lambda r: (r.candidate.capex, key(r)))
+    rejected = sorted((r for r in everything if not r.feasible), key=lambda r: (r.candidate.capex, key(r)))
     pick = ranked[0] if ranked else None
     tier_name = tiers[min(best_tier, len(tiers) - 1)].name if pick else ""
     tier_note = ""
@@ -190,10 +190,6 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
     misses = _nearest_misses(rejected, pick)
     return Outcome(OBJECTIVE, ranked, rejected, pick, options, tier_name, tier_note, misses, cheapest_over,
                    dict(sorted(fired.items())))
-
-
-def everything_rejected(everything: list[Ranked]) -> list[Ranked]:
-    return [r for r in everything if not r.feasible]
 
 
 def _options(ranked: list[Ranked], pick: Ranked | None) -> list[Option]:

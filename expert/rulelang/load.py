@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.errors import RuleError, located
 from ..core.paths import data_dir
-from ..core.schema import Field, opt, validate
+from ..core.schema import BASIS_KINDS, BASIS_PATTERN, Field, opt, validate
 from ..core.yamlio import LineDict, load_yaml_bytes, plain, read_data_file
 from .conditions import check_condition, collect_paths, compile_condition, leaves, threshold_paths
 from .vocabulary import sample_fact
@@ -306,8 +306,6 @@ def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, prob
     return rules
 
 
-BASIS_KINDS = ("measured", "documented", "assumption")
-_BASIS = re.compile(r"(measured|documented|assumption): \S")
 
 
 def check_basis(rule: Rule) -> str | None:
@@ -321,7 +319,7 @@ def check_basis(rule: Rule) -> str | None:
     if have - need:
         return f"basis: {', '.join(sorted(have - need))} is not a threshold or weight of this rule"
     for key, text in rule.basis.items():
-        if not _BASIS.match(text):
+        if not BASIS_PATTERN.match(text):
             return (f"basis.{key}: must start with one of {', '.join(k + ':' for k in BASIS_KINDS)} "
                     "followed by the measurement, document or named assumption")
     return None
