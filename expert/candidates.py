@@ -354,8 +354,11 @@ def _run_energy(econ: Economics, req: Request, days: float) -> float:
 
 
 def _train_days(req: Request, est: Estimate) -> float:
+    """Wall-clock days for the requested tokens: steady-state rate times the plan's goodput (the share of time
+    not lost to failures, restarts and checkpoint reloads at that GPU count)."""
     rate = finite(est.throughput["train_tokens_per_s"])
-    return (req.tokens or 0.0) / rate / 86400 if rate else NEVER
+    goodput = est.plan.goodput if est.plan is not None else 1.0
+    return (req.tokens or 0.0) / (rate * goodput) / 86400 if rate else NEVER
 
 
 def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,

@@ -125,3 +125,17 @@ def test_estimate_reports_the_plan_for_training_configs(cat):
     assert e.memory_gib["per_gpu"] == pytest.approx(e.plan.per_gpu_gib["total"])
     assert e.throughput["train_tokens_per_s"] == pytest.approx(e.plan.tokens_per_s)
     assert e.to_dict()["plan"]["launch"]["tool"] == "deepspeed"
+
+
+def test_advice_quotes_the_plans_days_gpu_hours_and_per_gpu_memory():
+    from expert import advise
+
+    doc = advise("70b", 5_000_000, workload="training", tokens="2T")
+    c = doc["recommendation"]
+    p = c["plan"]
+    assert p["days"] == pytest.approx(c["train_days"], abs=0.01)
+    assert p["gpu_hours"] == pytest.approx(c["train_days"] * 24 * c["gpus"], rel=1e-3)
+    assert p["per_gpu_gib"]["total"] <= p["per_gpu_gib"]["available"]
+    # Days include the goodput lost to interruptions at that scale: slower than the steady-state rate.
+    steady_days = 2e12 / c["estimate"]["throughput"]["train_tokens_per_s"] / 86400
+    assert p["goodput"] < 1 and c["train_days"] == pytest.approx(steady_days / p["goodput"], rel=1e-3)

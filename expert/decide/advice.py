@@ -31,12 +31,19 @@ MAX_SUGGESTIONS = 8
 PRICE_MAX_AGE_DAYS = 180  # a street price older than about six months is a different market
 
 
-def _plan_summary(plan: Any) -> dict[str, Any]:
-    """The training plan a team would run: strategy, layout, time, GPU-hours and the launch snippet."""
+def _plan_summary(plan: Any, days: float | None = None, gpus: int = 0) -> dict[str, Any]:
+    """The training plan a team would run: strategy, layout, per-GPU memory, time, GPU-hours and the launch
+    snippet. `days` is the candidate's time for the requested tokens (goodput included), so the plan, the
+    decision line and the cost of the run quote one number."""
     d = plan.to_dict()
+    if days is not None and days >= 1e15:
+        days = None
+    gpu_hours = days * 24 * gpus if days is not None and gpus else d.get("gpu_hours")
     return {"strategy": d["strategy"]["name"], "layout": d["layout"]["label"], "bubble": d["layout"]["bubble"],
-            "mfu": d.get("mfu"), "days": d.get("days"), "gpu_hours": d.get("gpu_hours"),
-            "goodput": d.get("goodput"), "launch": d.get("launch"), "notes": d.get("notes", [])[:6]}
+            "mfu": d.get("mfu"), "days": round(days, 2) if days is not None else d.get("days"),
+            "gpu_hours": round(gpu_hours) if gpu_hours else None, "goodput": d.get("goodput"),
+            "per_gpu_gib": d["per_gpu_gib"], "host_gib_per_node": d["host_gib_per_node"],
+            "shares": d["shares"], "launch": d.get("launch"), "notes": d.get("notes", [])[:6]}
 
 
 def _today() -> datetime.date:
@@ -127,7 +134,8 @@ class Advice:
             "energy_per_million_tokens": round(c.energy_per_million_tokens, 4),
             "cost_per_user": round(c.cost_per_user, 2) if wl.decodes else None,
             "estimate": {k: est[k] for k in ("memory_gib", "fits", "throughput", "power", "assumptions")},
-            "plan": _plan_summary(c.estimate.plan) if c.estimate.plan is not None else None,
+            "plan": (_plan_summary(c.estimate.plan, c.train_days if self.request.tokens else None, c.gpus)
+                     if c.estimate.plan is not None else None),
         }
         if verdicts:
             out["verdicts"] = [self.verdict_dict(v) for v in r.verdicts]
