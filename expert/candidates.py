@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .catalog import Catalog, Gpu, Precision
 from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
-from .estimate import Config, Estimate, Link, estimate
+from .estimate import Config, Estimate, Link, estimate, nodes_spanned
 from .estimate.engines import engine_info
 from .estimate.serving import serve
 from .request import Request
@@ -116,6 +116,7 @@ class Candidate:
     quality_class: int  # within a tier, its quality class (0 = lossless in practice; rules/policy.yaml)
     min_count: int  # fewest of this GPU that fit at this precision (0: none)
     lightest_precision: str  # the best-quality usual precision that fits these cards ("none")
+    nodes: int = 1  # scale-up domains the whole system spans (8-GPU servers, NVL72 racks); >1 needs a fabric
 
     @property
     def label(self) -> str:
@@ -293,7 +294,8 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
                     rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=pol.tier_of(p.bits_per_weight),
                     quality_class=pol.quality_class(p.quality, req.workload),
-                    min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest))
+                    min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest,
+                    nodes=nodes_spanned(cat, g, gpus_total)))
     return out
 
 
@@ -368,9 +370,13 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
     pol = policy or load_policy()
     plat = cat.platforms["platforms"]
     per_node = int(plat["baseboard-server"]["max_gpus"])
-    nodes = -(-gpus // per_node)
-    net = plat["cluster-network-per-node"]["price_usd"] * nodes if nodes > 1 else 0.0
-    net_note = f" + cluster network for {nodes} nodes" if nodes > 1 else ""
+    # The cluster network joins scale-up domains: 8-GPU servers, or whole NVL72 racks (one NVLink domain).
+    nodes = nodes_spanned(cat, g, gpus)
+    servers = -(-gpus // per_node)
+    # The fabric is priced per 8-GPU node (one 400G NIC per GPU and its switch ports), so a rack-scale
+    # domain pays for its GPUs' NICs too once there are several domains to join.
+    net = plat["cluster-network-per-node"]["price_usd"] * servers if nodes > 1 else 0.0
+    net_note = f" + cluster network joining {nodes} nodes ({gpus} GPUs)" if nodes > 1 else ""
     if g.form_factor == "system" or g.sold_in in ("system", "rack"):
         return net, "a complete system (host included in the price)" + net_note, g.memory_gib
     server_ram = float(plat["baseboard-server"]["host_memory_gib"])
@@ -378,7 +384,7 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
         return net, "the price is a share of an 8-GPU server, host included" + net_note, server_ram
     if g.form_factor in ("sxm", "oam"):
         unit = plat["baseboard-server"]["price_usd"]
-        return (unit * nodes + net, f"{nodes} x 8-GPU baseboard server without modules ({unit:,.0f} USD each)"
+        return (unit * servers + net, f"{servers} x 8-GPU baseboard server without modules ({unit:,.0f} USD each)"
                 + net_note, server_ram)
     if req.deployment == "workstation":
         if gpus <= pol.existing_host_max_cards:

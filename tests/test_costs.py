@@ -85,3 +85,19 @@ def test_condition_new_rejects_used_parts(cat, rules):
 
     result = advise(cat, rules, build_request(cat, model="13b", budget=20000, condition="new"))
     assert all(r.candidate.gpu.price_condition not in ("used", "refurbished") for r in result.outcome.ranked)
+
+
+def test_an_nvl72_rack_is_one_nvlink_domain_not_nine_nodes(cat):
+    from expert.estimate import link_for, nodes_spanned
+
+    dc = build_request(cat, model="70b", budget=5_000_000, workload="training", tokens="2T")
+    net = cat.platforms["platforms"]["cluster-network-per-node"]["price_usd"]
+    rack = cat.gpus["gb200-nvl72"]
+    # 72 GPUs share one NVLink switch domain: no cluster network, and all-reduce runs over NVLink.
+    assert nodes_spanned(cat, rack, 72) == 1 and link_for(cat, rack, 72).kind == "nvlink"
+    assert platform_cost(cat, dc, rack, 72)[0] == 0
+    # Two racks need the scale-out fabric, one NIC per GPU: priced per 8 GPUs as for HGX nodes.
+    assert nodes_spanned(cat, rack, 144) == 2 and link_for(cat, rack, 144).kind == "network"
+    assert platform_cost(cat, dc, rack, 144)[0] == 18 * net
+    # An HGX H100 node is 8 GPUs: 16 are two nodes.
+    assert nodes_spanned(cat, cat.gpus["h100-sxm"], 16) == 2

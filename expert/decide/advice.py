@@ -43,7 +43,8 @@ def _plan_summary(plan: Any, days: float | None = None, gpus: int = 0) -> dict[s
             "mfu": d.get("mfu"), "days": round(days, 2) if days is not None else d.get("days"),
             "gpu_hours": round(gpu_hours) if gpu_hours else None, "goodput": d.get("goodput"),
             "per_gpu_gib": d["per_gpu_gib"], "host_gib_per_node": d["host_gib_per_node"],
-            "shares": d["shares"], "launch": d.get("launch"), "notes": d.get("notes", [])[:6]}
+            "shares": d["shares"], "launch": d.get("launch"), "notes": d.get("notes", [])[:7],
+            "layout_why": next((n for n in d.get("notes", []) if n.startswith("layout: ")), "")}
 
 
 def _today() -> datetime.date:

@@ -23,6 +23,18 @@ class Link:
 _LINKS: dict[tuple, Link] = {}
 
 
+def scale_up_gpus(cat: Catalog, gpu: Gpu) -> int:
+    """GPUs one system joins without the cluster network: an 8-GPU server, or the NVLink / Infinity Fabric
+    domain where that is larger (a GB200/GB300 NVL72 rack is one 72-GPU NVLink domain)."""
+    fabric = gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0
+    return int(max(c(cat, "gpus_per_node"), gpu.link_max_gpus if fabric else 0))
+
+
+def nodes_spanned(cat: Catalog, gpu: Gpu, count: int) -> int:
+    """Scale-up domains (servers, or NVL racks) `count` GPUs span: more than one needs the cluster network."""
+    return max(1, -(-count // scale_up_gpus(cat, gpu)))
+
+
 def link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
     """Slowest hop of `count` GPUs: NVLink inside its domain, PCIe inside one server, the network beyond.
 
@@ -42,7 +54,7 @@ def _link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
     if count <= 1:
         return Link("none", math.inf, 0.0)
     fabric = gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0
-    if count > max(c(cat, "gpus_per_node"), gpu.link_max_gpus if fabric else 0):
+    if count > scale_up_gpus(cat, gpu):
         # Beyond one server (or one scale-up domain, if larger) the slowest hop is the cluster network.
         return Link("network", c(cat, "cluster_network_gbs_per_gpu"), c(cat, "allreduce_latency_pcie_us") * 2e-6)
     if fabric and count <= max(gpu.link_max_gpus, 1):

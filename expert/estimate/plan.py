@@ -19,7 +19,7 @@ from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
 from .config import GIB, Config
 from .engines import constant, engine_efficiency
-from .links import link_for
+from .links import link_for, scale_up_gpus
 from .memory import layer_activation_bytes, lora_params, weight_bytes
 
 # Optimizer state bytes per trainable parameter, and whether the fp32 master copy / a full gradient buffer exist.
@@ -140,7 +140,8 @@ def _c(cat: Catalog, name: str) -> float:
 
 
 def gpus_per_node(cat: Catalog, cfg: Config) -> int:
-    return int(min(cfg.count, _c(cat, "gpus_per_node")))
+    """GPUs of this run inside one scale-up domain (an 8-GPU server, or a whole NVL72 rack)."""
+    return int(min(cfg.count, scale_up_gpus(cat, cfg.gpu)))
 
 
 def _pcie_gbs(cat: Catalog, cfg: Config) -> float:
@@ -558,9 +559,24 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
             p.cost["rent_usd"] = p.gpu_hours * cfg.gpu.rent_usd_per_hour
         p.cost["buy_usd"] = cfg.gpu.price_usd * cfg.count
     p.considered = _considered(allp, p)
-    p.notes = _why(cat, cfg, p) + p.notes
+    p.notes = _why(cat, cfg, p) + [_layout_reason(cat, cfg, allp, p)] + p.notes
     p.launch = _launch(cat, cfg, p)
     return p
+
+
+def _layout_reason(cat: Catalog, cfg: Config, allp: list[Plan], best: Plan) -> str:
+    """Why this layout: the scale-up domains the GPUs span, and the fastest fitting plan with another layout."""
+    lo = best.layout
+    domain = scale_up_gpus(cat, cfg.gpu)
+    nodes = max(1, -(-cfg.count // domain))
+    where = (f"{cfg.count} GPUs in one {best.links.get('data') or best.links.get('tensor') or 'local'} domain"
+             if nodes == 1 else f"{cfg.count} GPUs span {nodes} nodes of {min(domain, cfg.count)}")
+    alt = next((q for q in allp if q.fits and q.layout.label() != lo.label()), None)
+    if alt is None:
+        return f"layout: {where}; no other layout fits"
+    slower = best.tokens_per_s / alt.tokens_per_s - 1 if alt.tokens_per_s else float("inf")
+    return (f"layout: {where}; the fastest other layout that fits, {alt.layout.label()} with {alt.strategy.name}, "
+            f"is {slower:.0%} slower" + (" (within 2 %: the simpler plan wins)" if slower < 0.02 else ""))
 
 
 def _considered(allp: list[Plan], best: Plan) -> list[dict[str, Any]]:

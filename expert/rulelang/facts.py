@@ -39,7 +39,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
         "build": {"slots_needed": g.slots * c.gpus, "stack_allowed": g.stack in req.stacks,
                   "host_memory_gib": e.host_memory_gib},
         "count": n,
-        "system": {"gpus": c.gpus, "replicas": c.sizing.replicas},
+        "system": {"gpus": c.gpus, "replicas": c.sizing.replicas, "nodes": c.nodes},
         "serving": {
             "meets": sz.meets, "users_per_replica": sz.users_per_replica, "per_user_tps": sz.per_user_tps,
             "ttft_s": sz.ttft_s, "total_tps": sz.total_tps, "shortfall": sz.shortfall,

@@ -16,7 +16,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "gpu.llama_cpp": bool, "gpu.export_restricted_china": bool, "gpu.price_condition": str,
     "gpu.launch_year": int, "gpu.china_only": bool, "build.slots_needed": int, "build.stack_allowed": bool,
     "build.host_memory_gib": float,
-    "count": int, "system.gpus": int, "system.replicas": int,
+    "count": int, "system.gpus": int, "system.replicas": int, "system.nodes": int,
     "serving.meets": bool, "serving.users_per_replica": int, "serving.per_user_tps": float, "serving.ttft_s": float,
     "serving.total_tps": float, "serving.shortfall": str,
     "precision.id": str, "precision.kind": str, "precision.bits": float, "precision.compute": str,
