@@ -188,8 +188,9 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
     if why_not is not None:
         why_not = resolve_gpu(cat, why_not, "--why-not")
     result = run_advice(cat, rules, req, gpus=gpu_pool(cat, only, exclude))
-    doc = result.to_dict(detail=fmt == "json", top=top)
-    from ..render import render
+    from ..render import default_top, render
+
+    doc = result.to_dict(detail=fmt == "json", top=default_top(fmt, top))
 
     if why_not:
         doc["why_not"] = {"gpu": why_not, "candidates": result.why_not(why_not)}

@@ -14,7 +14,7 @@ from ..core.errors import ExpertError
 from ..core.schema import Field, opt, validate
 from ..core.yamlio import load_yaml_file
 from ..decide.advice import advise
-from ..render import FORMATS, render
+from ..render import FORMATS, default_top, render
 from ..request import build_request
 from ..rulelang import RuleSet
 from .scenarios import Scenario
@@ -53,7 +53,7 @@ def render_case(cat: Catalog, rules: RuleSet, case: Case, scenarios: dict[str, S
     out = {}
     # The why-not JSON repeats the whole advice document: its prose formats are what a reader sees.
     for fmt in (f for f in FORMATS if not (case.why_not and f == "json")):
-        doc = result.to_dict(detail=fmt == "json")
+        doc = result.to_dict(detail=fmt == "json", top=default_top(fmt, None))
         doc["catalog_digest"] = doc["rules_digest"] = DIGEST
         if case.why_not:
             doc["why_not"] = {"gpu": case.why_not, "candidates": result.why_not(case.why_not)}

@@ -9,11 +9,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .core.cachedir import cache_subdir, read_entry, write_entry
-from .core.errors import TemplateError
-from .core.paths import data_dir
+from ..core.cachedir import cache_subdir, read_entry, write_entry
+from ..core.errors import TemplateError
+from ..core.paths import data_dir
 
 FORMATS = ("text", "markdown", "html", "json")
+# Feasible options an HTML report plots (cost vs capacity) and lists when `--top` is not given.
+HTML_TOP = 15
+
+
+def default_top(fmt: str, top: int | None) -> int | None:
+    """`--top` as given, or HTML_TOP for an HTML report (its charts plot the feasible options)."""
+    return top if top else (HTML_TOP if fmt == "html" else None)
 
 
 def _fmt_num(v: Any, digits: int = 1) -> str:
@@ -115,6 +122,10 @@ def render(doc: dict[str, Any], fmt: str, template: str = "advice") -> str:
     ext = {"text": "txt", "markdown": "md", "html": "html"}[fmt]
     name = f"{template}.{ext}.j2"
     try:
+        if fmt == "html" and template == "advice":
+            from .charts import MISSING_NOTE, charts
+
+            doc = {**doc, "charts": charts(doc), "charts_note": MISSING_NOTE}
         tmpl = _env(fmt).get_template(name)
         return tmpl.render(**doc)
     except Exception as exc:  # noqa: BLE001 - any template failure is reported as one line
