@@ -25,6 +25,9 @@ TARGETS = {"weights_gib": 3, "memory_gib": 12, "decode_tokens_per_s": 10, "prefi
 # Engines the records name that the estimator models under another name (training frameworks -> PyTorch).
 ENGINES = {"llama.cpp": "llama.cpp", "vllm": "vllm", "tensorrt-llm": "tensorrt-llm", "transformers": "transformers",
            "mlx": "mlx", "sglang": "sglang"}
+# llama.cpp CUDA builds before this date launched every op from the host in llama-bench tg runs: CUDA graphs
+# (PR #6766, 2024-05-08) were switched off by the preceding prompt runs until PR #7302 (2024-05-15).
+EAGER_UNTIL = "2024-05-15"
 # Sources whose records calibrate.py never fits to: their error is the out-of-sample check.
 HOLDOUT = ("pytorch/torchtitan", "NVIDIA NeMo docs", "Mushfiq Rahman", "llama.cpp discussion #15021",
            "geerlingguy/beowulf-ai-cluster", "llama.cpp PR #6017")
@@ -66,7 +69,11 @@ def record_config(cat: Catalog, r: dict) -> Config:
     if r["kind"] == "decode_tokens_per_s" and engine == "llama.cpp" and r.get("context"):
         # llama-bench tg N generates N tokens from an empty cache: on average N/2 tokens are cached.
         ctx = max(ctx // 2, 1)
-    return Config(model=cat.models[r["model"]], gpu=cat.gpus[r["gpu"]], count=int(r["count"]),
+    gpu = cat.gpus[r["gpu"]]
+    if engine == "llama.cpp" and gpu.stack == "cuda" and str(r.get("engine_build") or "9999") < EAGER_UNTIL:
+        # Builds of that date ran llama-bench's tg without CUDA graphs (facts/efficiency.yaml engines.llama.cpp-eager).
+        engine = "llama.cpp-eager"
+    return Config(model=cat.models[r["model"]], gpu=gpu, count=int(r["count"]),
                   precision=cat.precisions[r["precision"]], workload=r["workload"], context=ctx,
                   batch=int(r.get("batch") or 1), engine=None if training else engine)
 

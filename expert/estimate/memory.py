@@ -9,11 +9,72 @@ from ..core.workloads import WORKLOADS
 from .config import GIB, Config
 from .engines import constant
 
+# Bits per weight of the ggml block types (ggml-common.h: block bytes x 8 / block size).
+GGML_BPW = {"q2_k": 2.625, "q3_k": 3.4375, "q4_k": 4.5, "q5_k": 5.5, "q6_k": 6.5625, "q8_0": 8.5, "q5_0": 5.5,
+            "q5_1": 6.0, "iq4_nl": 4.5, "iq4_xs": 4.25, "iq3_xxs": 3.0625, "iq2_xs": 2.3125}
+# llama.cpp src/llama-quant.cpp llama_tensor_get_type: a K-quant (or IQ) tensor needs its row length ne[0] to be
+# a multiple of the 256-weight super-block; otherwise it is stored in this fallback type.
+K_FALLBACK = {"q2_k": "iq4_nl", "q3_k": "iq4_nl", "iq4_xs": "iq4_nl", "iq3_xxs": "iq4_nl", "iq2_xs": "iq4_nl",
+              "q4_k": "q5_0", "q5_k": "q5_1", "q6_k": "q8_0"}
+QK_K = 256
+
+
+def _use_more_bits(i: int, n: int) -> bool:
+    # llama-quant.cpp use_more_bits: the first and last eighth of the layers and every third one between.
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def ffn_down_type(ftype: str, i: int, n: int) -> str | None:
+    """ggml type of layer i's ffn_down in a llama.cpp `ftype` file (llama_tensor_get_type, no imatrix),
+    None for the formats without K-quant blocks."""
+    if ftype == "q4_k_m":
+        return "q6_k" if _use_more_bits(i, n) else "q4_k"
+    if ftype == "q5_k_m":
+        return "q6_k" if _use_more_bits(i, n) else "q5_k"
+    if ftype == "q4_k_s":
+        return "q5_k" if i < n // 8 else "q4_k"
+    if ftype == "q3_k_m":
+        return "q5_k" if i < n // 16 else "q4_k"
+    if ftype == "q2_k":
+        return "q3_k"
+    if ftype == "iq4_xs":
+        return "q5_k" if i < n // 8 else "iq4_xs"
+    return ftype if ftype in K_FALLBACK else None
+
+
+def k_fallback_bytes(model: Model, precision: Precision) -> float:
+    """Extra bytes of a GGUF K-quant whose ffn_down rows (the FFN width, e.g. Qwen2.5-72B's 29568) are not a
+    multiple of 256: llama.cpp stores those tensors in the larger fallback type (Q4_K -> Q5_0, Q6_K -> Q8_0 ...).
+    The precision's bits_per_weight is measured on models whose widths divide (Llama, Qwen2.5-7B): only the
+    difference is added. Models whose hidden size does not divide (gpt-oss: every tensor falls back) are not
+    modelled here."""
+    if precision.kind != "gguf" or model.hidden_size % QK_K:
+        return 0.0
+    n = model.layers
+    moe = set(range(n - model.n_moe_layers, n)) if model.experts else set()
+    extra = 0.0
+    for i in range(n):
+        t = ffn_down_type(precision.id, i, n)
+        if t is None:
+            return 0.0
+        if i in moe:
+            widths = [(model.expert_width, model.experts)]
+            if model.shared_experts:
+                widths.append((model.shared_expert_intermediate_size or model.expert_width, model.shared_experts))
+        else:
+            widths = [(model.intermediate_size, 1)]
+        for width, count in widths:
+            if width % QK_K:
+                extra += count * width * model.hidden_size * (GGML_BPW[K_FALLBACK[t]] - GGML_BPW[t]) / 8
+    return extra
+
 
 def weight_bytes(model: Model, precision: Precision) -> float:
-    """Checkpoint bytes at this precision: quantizers that skip embeddings/lm_head keep them at 16 bit."""
+    """Checkpoint bytes at this precision: quantizers that skip embeddings/lm_head keep them at 16 bit;
+    GGUF K-quants add the fallback-type bytes of tensors whose rows are not a multiple of 256."""
     emb = model.embedding_params
-    return (model.params - emb) * precision.bits_per_weight / 8 + emb * precision.embedding_bits / 8
+    return ((model.params - emb) * precision.bits_per_weight / 8 + emb * precision.embedding_bits / 8
+            + k_fallback_bytes(model, precision))
 
 
 # Bytes per cached K/V element. fp8: one byte (vLLM/TensorRT-LLM kv_cache_dtype fp8); GGUF cache types are
@@ -131,7 +192,7 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
                          f"per token ({m.active_experts} of {m.experts} experts"
                          + (f" + {m.shared_experts} shared)" if m.shared_experts else ")"))
         per_gpu = (weights + kv + activations) / n + overhead_per_gpu
-        parallelism = "single" if n == 1 else ("layer-split" if engine == "llama.cpp" else "tensor-parallel")
+        parallelism = "single" if n == 1 else ("layer-split" if engine.startswith("llama.cpp") else "tensor-parallel")
         if n > 1:
             notes.append(f"{parallelism} over {n} GPUs: weights and KV cache divided evenly")
     total = weights + kv + grads + optim + activations + overhead_per_gpu * n
