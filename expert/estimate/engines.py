@@ -47,10 +47,9 @@ def engine_info(cat: Catalog, engine: str) -> dict[str, Any]:
     return cat.efficiency.get("engines", {}).get(engine, {})
 
 
-def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict[str, Any]:
-    """Most specific calibration entry: engine-stack-architecture, engine-stack-memory system, engine-stack,
-    then the same for the engine this one is `like` (SGLang like vLLM, MLX like llama.cpp), then vLLM's."""
-    table = cat.efficiency[section]
+def _lookup(cat: Catalog, table: dict, engine: str, gpu: Gpu) -> tuple[str, str]:
+    """(key, engine whose entry it is): engine-stack-architecture, engine-stack-memory system, engine-stack,
+    then the same for the engine this one is `like`, then vLLM's."""
     mem = memory_system(cat, gpu)
     seen = set()
     name: str | None = engine
@@ -58,9 +57,39 @@ def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict
         seen.add(name)
         for key in (f"{name}-{gpu.stack}-{gpu.architecture}", f"{name}-{gpu.stack}-{mem}", f"{name}-{gpu.stack}"):
             if key in table:
-                return table[key]
+                return key, name
         name = engine_info(cat, name).get("like")
     for key in (f"vllm-{gpu.stack}-{mem}", f"vllm-{gpu.stack}", "vllm-cuda"):
         if key in table:
-            return table[key]
-    return table["vllm-cuda"]
+            return key, "vllm"
+    return "vllm-cuda", "vllm"
+
+
+def borrowed(cat: Catalog, section: str, engine: str, gpu: Gpu) -> str | None:
+    """The key of the other engine's entry this engine borrows on this GPU, or None when it has its own."""
+    key, owner = _lookup(cat, cat.efficiency[section], engine, gpu)
+    return key if owner != engine else None
+
+
+def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict[str, Any]:
+    """Most specific calibration entry: engine-stack-architecture, engine-stack-memory system, engine-stack,
+    then the same for the engine this one is `like` (SGLang like vLLM, MLX like llama.cpp), then vLLM's.
+
+    An engine with no entry of its own and no cited measurement in its `engines` entry (sources only
+    ENGINEERING_ASSUMPTION: exllamav2, MLC, MLX, SGLang) gets the lender's numbers as an assumption: the entry
+    returned cites ENGINEERING_ASSUMPTION, so its figures carry provenance `assumed` (a default a --facts-dir
+    efficiency.yaml overrides), never the lender's `derived`. The copy is cached so that it is one object per
+    (section, engine, entry), as benchmarks/calibrate.py expects."""
+    table = cat.efficiency[section]
+    key, owner = _lookup(cat, table, engine, gpu)
+    entry = table[key]
+    own_sources = set(engine_info(cat, engine).get("sources", ()))
+    if owner == engine or not own_sources <= {"ENGINEERING_ASSUMPTION"}:
+        return entry
+    cache = cat.efficiency.setdefault("_borrowed", {})
+    ck = f"{section}|{engine}|{key}"
+    if ck not in cache:
+        cache[ck] = {**entry, "sources": ["ENGINEERING_ASSUMPTION"],
+                     "basis": f"assumed: {engine} has no published measurement on this GPU class, so it takes {key}'s "
+                              f"calibration ({entry.get('basis', '')}); override in a --facts-dir efficiency.yaml"}
+    return cache[ck]
