@@ -10,14 +10,50 @@ import pytest
 from .conftest import run_cli
 
 
-def test_advise_default_command_prints_an_explained_recommendation():
-    r = run_cli("advise", "--budget", "20000", "--model", "13b")
+def test_advise_verbose_prints_the_full_explained_recommendation():
+    r = run_cli("advise", "--budget", "20000", "--model", "13b", "--verbose")
     assert r.code == 0, r.err
     assert "RECOMMENDATION:" in r.out
     assert "'13b' resolved to llama-2-13b" in r.out
     for section in ("sized for:", "DECISION", "GOOD / BETTER / BEST", "REJECTED", "ASSUMPTIONS", "why:"):
         assert section in r.out
     assert "power_cost/over-budget" in r.out
+
+
+@pytest.mark.parametrize("args", [("--budget", "20000", "--model", "13b"),
+                                  ("--budget", "5000", "--model", "405b"),
+                                  ("--budget", "500000", "--model", "70b", "--workload", "finetune"),
+                                  ("--budget", "3000", "--model", "8b", "--workload", "dev")],
+                         ids=["inference", "nothing-fits", "finetune", "dev"])
+def test_advise_default_text_fits_one_terminal_screen(args):
+    r = run_cli("advise", *args)
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert len(lines) <= 40, len(lines)
+    assert max(len(line) for line in lines) <= 100
+    assert "sized for:" in r.out and "REJECTED by rule" in r.out and "--verbose" in r.out
+    picked = "RECOMMENDATION:" in r.out and "GOOD / BETTER / BEST" in r.out
+    assert picked or "NO CONFIGURATION FITS THE BUDGET" in r.out
+    for number in ("cost ", "delivers ", "unit cost ", "buy or rent "):
+        assert f"\n  {number}" in r.out, number
+    assert "\x1b[" not in r.out  # not a terminal: no colour
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    from expert.cli.colour import colourize, wants_colour
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    text = "RECOMMENDATION: 1 x l40s @ fp8\n  cost  1\nRISKS\n  - old price\n"
+    assert colourize(text, force=False) == text
+    coloured = colourize(text, force=True)
+    assert "\x1b[" in coloured and "1 x l40s @ fp8" in coloured
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert wants_colour(None, Tty()) and not wants_colour("out.txt", Tty())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_colour(None, Tty())
 
 
 def test_advise_json_has_the_documented_fields():

@@ -160,6 +160,9 @@ def cli() -> None:
 @click.option("--exclude", "exclude", default=None, metavar="GPU,...",
               help="Leave these GPU ids out of the candidate pool (comma-separated, any case).")
 @click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
+@click.option("--verbose", "-v", "verbose", is_flag=True,
+              help="Text: the full reasoning (every rule that fired, memory, power, all rejections) instead of the "
+                   "one-screen summary.")
 @click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
 @click.option("--output", default=None, help="Write to this file instead of standard output.")
 @_data_options
@@ -168,7 +171,7 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
            batch: str | None, tokens: str | None, deadline: str | None, currency: str, region: str,
            electricity: str | None, hours_per_day: str, years: str, deployment: str | None, stacks: str | None,
            max_desk_cards: str | None, condition: str, engine: str, top: int | None, only: str | None,
-           exclude: str | None, why_not: str | None, fmt: str, output: str | None) -> None:
+           exclude: str | None, why_not: str | None, verbose: bool, fmt: str, output: str | None) -> None:
     """Rank GPU configurations for a model and budget, and explain the pick."""
     from ..render import FORMATS
 
@@ -195,6 +198,11 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
     if why_not:
         doc["why_not"] = {"gpu": why_not, "candidates": result.why_not(why_not)}
         _emit(render(doc, fmt, template="whynot"), output)
+        return
+    if fmt == "text" and not verbose:
+        from .colour import colourize
+
+        _emit(colourize(render(doc, fmt, template="summary"), output), output)
         return
     _emit(render(doc, fmt), output)
 

@@ -19,7 +19,8 @@ from ..request import build_request
 from ..rulelang import RuleSet
 from .scenarios import Scenario
 
-EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json"}
+# "text" is `advise --verbose`; "summary" the one-screen text `advise` prints by default.
+EXTENSIONS = {"summary": "summary.txt", "text": "txt", "markdown": "md", "html": "html", "json": "json"}
 _CASE = {"name": Field("str"), "scenario": Field("str"), "why_not": opt("str")}
 DIGEST = "<digest>"
 
@@ -60,6 +61,8 @@ def render_case(cat: Catalog, rules: RuleSet, case: Case, scenarios: dict[str, S
             out[fmt] = render(doc, fmt, template="whynot")
         else:
             out[fmt] = render(doc, fmt)
+            if fmt == "text":
+                out["summary"] = render(doc, fmt, template="summary")
     return out
 
 
