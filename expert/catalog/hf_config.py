@@ -32,6 +32,13 @@ UNSUPPORTED_KEYS = {
     "rwkv": "RWKV recurrence",
 }
 
+# transformers Gemma3TextConfig.__init__ defaults (models/gemma3/configuration_gemma3.py). The published Gemma 3
+# 4B/12B/27B config.json files omit every text_config field equal to its default (the 12B states no head_dim and no
+# vocab_size, the 4B not even its head counts), so they must be read through these, never through the Llama defaults
+# (head_dim = hidden / heads would give the 12B 240 instead of 256).
+GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262208, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                        "max_position_embeddings": 131072, "sliding_window": 4096, "tie_word_embeddings": True}
+
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "gemma3", "gemma3_text",
              "llama4", "llama4_text", "gpt_oss")
 
@@ -140,6 +147,8 @@ def model_from_config(path: Path) -> Model:
         text = {**raw, **raw["text_config"]}
     elif "text_config" in raw and raw["text_config"] is not None:
         raise top.fail("text_config must be a mapping")
+    if mtype in ("gemma3", "gemma3_text"):
+        text = {**GEMMA3_TEXT_DEFAULTS, **text}
     c = _Cfg(text, str(path))
     for key, feature in UNSUPPORTED_KEYS.items():
         if text.get(key) not in (None, False, 0):
