@@ -1,0 +1,67 @@
+"""The Markdown justification reads as a purchase request: no internal names, clickable sources, real risks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import run_cli
+
+CASES = {"inference": ("--budget", "20000", "--model", "13b"),
+         "finetune": ("--budget", "500000", "--model", "70b", "--workload", "finetune")}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def both(request) -> tuple[str, dict]:
+    args = CASES[request.param]
+    md, js = run_cli("advise", *args, "--format", "markdown"), run_cli("advise", *args, "--format", "json")
+    assert md.code == 0 and js.code == 0, md.err + js.err
+    return md.out, json.loads(js.out)
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_it_has_the_parts_of_a_purchase_request(both):
+    md, _ = both
+    for title in ("Summary", "Requirements", "Options compared", "Decision factors", "Risks", "Assumptions",
+                  "Sources"):
+        assert f"\n## {title}\n" in md, title
+    for needle in ("| System cost | What it delivers | Unit cost | Buy or rent |", "Sized for **"):
+        assert needle in md
+
+
+def test_no_internal_names(both):
+    md, doc = both
+    # Rule-engine field names, action keywords with weights, rule and source ids are for engineers (JSON).
+    assert not re.search(r"`(req|gpu|precision|memory|system|candidate|model)\.[a-z_]+`", md)
+    assert not re.search(r"\b(penalize|prefer|reject|warn) [0-9.]+\b", md)
+    assert "Values:" not in md
+    for rule in doc["fired_rules"]:
+        assert f"`{rule}`" not in md, rule
+    for s in doc["sources"]:
+        assert f"`{s['id']}`" not in md and f"[{s['id']}]" not in md, s["id"]
+
+
+def test_sources_are_clickable_links_and_never_mailto(both):
+    md, doc = both
+    sources = _section(md, "Sources")
+    links = re.findall(r"\]\(<([^>]+)>\)", md)
+    assert links and all(u.startswith(("https://", "http://")) for u in links)
+    assert "mailto:" not in md
+    with_url = [s for s in doc["sources"] if s["url"].startswith("http")]
+    assert len(re.findall(r"^\d+\. \[", sources, re.M)) == len(with_url)
+
+
+def test_risks_are_risks_of_the_presented_options_only(both, cat):
+    md, doc = both
+    risks = _section(md, "Risks")
+    shown = {o["gpu"] for o in doc["options"]} | {doc[k]["gpu"] for k in ("recommendation", "cheapest_over_budget")
+                                                   if doc.get(k)}
+    for gpu in cat.gpus:
+        if re.search(rf"(?<![\w-]){re.escape(gpu)}(?![\w-])", risks):
+            assert gpu in shown, f"Risks names {gpu}, which the report does not present"
+    assert "\n## Suggestions" not in md  # "N x card would hold it" lines name cards the report rejected
