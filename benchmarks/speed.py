@@ -10,7 +10,19 @@ Reports medians over repeated runs:
   registered per request);
 - the number of candidate facts per request.
 
-Run: python benchmarks/speed.py [--quick]
+Each sweep runs three ways in the same run, so the ratios hold on a noisy machine:
+- `optimised`: the default path (engine asked once per equivalence class, verdicts and estimates kept for the
+  process);
+- `plain`: the same code with GPU_EXPERT_NO_MEMO=1 and GPU_EXPERT_FRESH_FIRING=1 (every fact fired, every
+  estimate computed);
+- `baseline`: the code of --baseline REV (default: the last commit before the issue-16 work), checked out
+  with `git worktree` into a temporary directory and imported from there (same dependencies).
+Two request mixes: `random` (every request different) and `budget` (one model and workload over many
+budgets, the sweep a buyer runs).
+
+Run: python benchmarks/speed.py [--quick] [--baseline REV] [--equivalence]
+  --equivalence: check instead that the optimised path gives the plain path's advice over the whole scenario
+  corpus and 1,000 generated requests (prints the count of differences; exit 1 if any).
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BASELINE_REV = "f515f42"  # the last commit before the issue-16 speed work
+PLAIN_ENV = {"GPU_EXPERT_NO_MEMO": "1", "GPU_EXPERT_FRESH_FIRING": "1"}
 MODELS = ["7b", "8b", "13b", "34b", "70b", "405b", "mixtral-8x7b", "qwen2.5-14b", "llama-3.2-3b"]
 WORKLOADS = ["dev", "inference", "inference", "lora", "qlora", "finetune", "training"]
 
@@ -58,6 +72,18 @@ def generated_requests(n: int, seed: int = 7) -> list[dict]:
     return out
 
 
+def budget_requests(n: int) -> list[dict]:
+    """One buyer's sweep: a few model x workload pairs, each over a ladder of budgets."""
+    pairs = [("8b", "inference"), ("70b", "inference"), ("8b", "lora"), ("70b", "finetune"), ("13b", "dev")]
+    per = max(1, n // len(pairs))
+    return [{"model": m, "workload": w, "budget": 3000 + i * (400_000 // per)} for m, w in pairs
+            for i in range(per)][:n]
+
+
+def requests_for(kind: str, n: int) -> list[dict]:
+    return generated_requests(n) if kind == "random" else budget_requests(n)
+
+
 def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int]:
     from expert.decide.advice import advise
     from expert.request import build_request
@@ -74,9 +100,11 @@ def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int]:
     return done, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def sweep(n: int, procs: int) -> tuple[float, int, int]:
-    reqs = generated_requests(n)
-    chunks = [reqs[i::procs] for i in range(procs)]
+def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
+    reqs = requests_for(kind, n)
+    # Contiguous chunks: a budget ladder stays in one process, as a user's own sweep would.
+    size = -(-len(reqs) // procs)
+    chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]
     t = time.perf_counter()
     if procs == 1:
         results = [_sweep_chunk(reqs)]
@@ -109,8 +137,54 @@ def in_process(repeat: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
+def sweep_elsewhere(n: int, procs: int, kind: str, env: dict[str, str], pythonpath: Path | None) -> tuple:
+    """The same sweep in a child interpreter: another code tree (baseline) or other switches (plain)."""
+    e = {**os.environ, **env}
+    if pythonpath is not None:
+        e["PYTHONPATH"] = str(pythonpath)
+    out = subprocess.run([sys.executable, __file__, "--sweep-only", str(n), str(procs), kind], env=e, check=True,
+                         capture_output=True, text=True, cwd=pythonpath or ROOT).stdout.split()
+    return float(out[0]), int(out[1]), int(out[2])
+
+
+def baseline_tree(rev: str, dest: Path) -> Path:
+    subprocess.run(["git", "worktree", "add", "--detach", "-f", str(dest), rev], cwd=ROOT, check=True,
+                   capture_output=True)
+    return dest
+
+
+def equivalence() -> int:
+    """Optimised vs plain advice over the whole scenario corpus and 1,000 generated requests."""
+    from expert.decide.advice import advise
+    from expert.governance.scenarios import load_scenarios
+    from expert.request import build_request
+    from expert.store import load_all
+
+    cat, rules = load_all()
+    reqs = [sc.request for sc in load_scenarios()] + generated_requests(1000, seed=16)
+    diffs = 0
+    for kw in reqs:
+        for k in PLAIN_ENV:
+            os.environ[k] = "1"
+        plain = advise(cat, rules, build_request(cat, **kw)).to_dict()
+        for k in PLAIN_ENV:
+            os.environ.pop(k, None)
+        fast = advise(cat, rules, build_request(cat, **kw)).to_dict()
+        diffs += plain != fast
+    print(f"equivalence: {len(reqs)} requests ({len(reqs) - 1000} scenarios + 1,000 generated), "
+          f"{diffs} with different advice")
+    return 1 if diffs else 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--sweep-only"]:
+        rate, rss_warm, rss_end = sweep(int(argv[1]), int(argv[2]), argv[3])
+        print(rate, rss_warm, rss_end)
+        return 0
+    if "--equivalence" in argv:
+        return equivalence()
     quick = "--quick" in argv
+    rev = argv[argv.index("--baseline") + 1] if "--baseline" in argv else BASELINE_REV
     repeat = 3 if quick else 7
     cmd = _expert_cmd() + ["advise", "--budget", "20000", "--model", "13b"]
     deps = _wall([sys.executable, "-c", "import click, yaml, jinja2, durable.lang"], repeat)
@@ -124,13 +198,25 @@ def main(argv: list[str]) -> int:
     for k in ("estimator", "engine", "ranking", "rendering"):
         print(f"  {k:10} {p[k] * 1000:7.2f} ms")
     print(f"  engine per candidate fact: {p['engine'] / p['facts'] * 1000:.3f} ms  (target <= 0.1 ms)")
-    sizes = [1000] if quick else [1000, 10000]
+    sizes = [200] if quick else [1000, 10000]
     print()
-    for n in sizes:
-        for procs in (1, 2):
-            rate, rss_warm, rss_end = sweep(n, procs)
-            print(f"sweep {n:6} requests, {procs} process(es): {rate:7.1f} requests/s  "
-                  f"(peak RSS {rss_end / 1024:.0f} MiB, growth after warm-up {(rss_end - rss_warm) / 1024:.1f} MiB)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="speed-baseline-") as tmp:
+        base = baseline_tree(rev, Path(tmp) / "tree")
+        try:
+            for kind in ("random", "budget"):
+                for n in sizes:
+                    for procs in (1, 2):
+                        rate, rss_warm, rss_end = sweep(n, procs, kind)
+                        plain = sweep_elsewhere(n, procs, kind, PLAIN_ENV, None)[0]
+                        old = sweep_elsewhere(n, procs, kind, {}, base)[0]
+                        print(f"sweep {kind:6} {n:6} requests, {procs} process(es): optimised {rate:7.1f} req/s, "
+                              f"plain {plain:7.1f} ({rate / plain:.2f}x), baseline {rev} {old:7.1f} "
+                              f"({rate / old:.2f}x)  [peak RSS {rss_end / 1024:.0f} MiB, growth after warm-up "
+                              f"{(rss_end - rss_warm) / 1024:.1f} MiB]")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB;"
           f" cpus: {os.cpu_count()}")
     return 0

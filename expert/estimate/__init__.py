@@ -26,6 +26,7 @@ from .config import GIB, Config, Estimate
 from .decode import decode
 from .engines import ENGINES, constant, engine_efficiency, memory_system, pick_engine
 from .links import Link, link_for, nodes_spanned, scale_up_gpus
+from .memo import ESTIMATES
 from .memory import KV_CACHE_BYTES, estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
 from .offload import max_context, partial_offload
 from .plan import Plan, plan_memory, plan_training
@@ -87,6 +88,12 @@ def fits_context(cat: Catalog, cfg: Config, engine: str):
 
 
 def estimate(cat: Catalog, cfg: Config) -> Estimate:
+    """Memory, speed, power and (for training) the plan of one configuration; memoised per process (memo.py).
+    The returned Estimate is shared: do not mutate it."""
+    return ESTIMATES.get(cat, cfg, (), lambda: _estimate(cat, cfg))
+
+
+def _estimate(cat: Catalog, cfg: Config) -> Estimate:
     g, n = cfg.gpu, cfg.count
     wl = WORKLOADS[cfg.workload]
     engine = pick_engine(g, cfg.precision, cfg.workload) if wl.trains else (

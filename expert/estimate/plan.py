@@ -20,6 +20,7 @@ from ..core.workloads import WORKLOADS
 from .config import GIB, Config
 from .engines import constant, engine_efficiency
 from .links import link_for, scale_up_gpus
+from .memo import PLANS
 from .memory import layer_activation_bytes, lora_params, weight_bytes
 
 # Optimizer state bytes per trainable parameter, and whether the fp32 master copy / a full gradient buffer exist.
@@ -544,8 +545,15 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
     wl = WORKLOADS[cfg.workload]
     if not wl.trains:
         raise ValueError(f"plan_training: {cfg.workload} does not train")
-    best, allp = choose(cat, cfg, global_batch_tokens, constraint)
-    p = best
+    if global_batch_tokens is None and constraint is None:
+        # The search depends on neither prices nor electricity: one per model x GPU x count x precision x
+        # workload x context x batch for a whole sweep (memo.py). The chosen plan is copied before it is
+        # given tokens, goodput and notes.
+        key_cfg = replace(cfg, electricity_per_kwh=0.0, currency="", pue=1.0, engine=None, kv_cache=None)
+        best, allp = PLANS.get(cat, key_cfg, ("choose",), lambda: choose(cat, key_cfg))
+    else:
+        best, allp = choose(cat, cfg, global_batch_tokens, constraint)
+    p = replace(best, notes=list(best.notes), cost=dict(best.cost))
     p.goodput = goodput(cat, cfg.count)
     if tokens:
         p.tokens = float(tokens)
@@ -558,7 +566,7 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         if cfg.gpu.rent_usd_per_hour:
             p.cost["rent_usd"] = p.gpu_hours * cfg.gpu.rent_usd_per_hour
         p.cost["buy_usd"] = cfg.gpu.price_usd * cfg.count
-    p.considered = _considered(allp, p)
+    p.considered = _considered(allp, best)
     p.notes = _why(cat, cfg, p) + [_layout_reason(cat, cfg, allp, p)] + p.notes
     p.launch = _launch(cat, cfg, p)
     return p

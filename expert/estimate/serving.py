@@ -17,6 +17,7 @@ from ..catalog import Catalog
 from .config import GIB, Config
 from .decode import step_time
 from .engines import constant, engine_efficiency, engine_info, pick_engine
+from .memo import SERVING
 from .memory import cached_tokens, estimate_memory, kv_bytes_per_token
 
 
@@ -51,7 +52,14 @@ def _rate(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int, 
 
 def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
           context: int | None = None) -> Serving:
-    """Throughput, per-user speed and time to first token of `users` concurrent requests (None: saturation)."""
+    """Throughput, per-user speed and time to first token of `users` concurrent requests (None: saturation).
+    Memoised per process (memo.py); the returned Serving is shared."""
+    return SERVING.get(cat, cfg, ("serve", users, prompt_tokens, output_tokens, context),
+                       lambda: _serve(cat, cfg, users, prompt_tokens, output_tokens, context))
+
+
+def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
+           context: int | None = None) -> Serving:
     p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
     engine = cfg.engine or pick_engine(cfg.gpu, cfg.precision, cfg.workload)
     # `context`: the KV length each sequence keeps (a chat's history), when longer than its prompt and answer;

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ExpertError, InputError
+from ..rulelang.engine import forced_fresh
 
 
 def _git(args: list[str], cwd: Path) -> bytes:
@@ -89,11 +90,12 @@ def _run_side(side: Side, scenarios) -> dict[str, dict[str, Any]]:
 
     cat, rules = load_all(side.facts, side.rules)
     out = {}
-    for sc in scenarios:
-        try:
-            out[sc.name] = _summary(run_scenario(cat, rules, sc))
-        except ExpertError as exc:
-            out[sc.name] = {"pick": None, "numbers": None, "alternatives": [], "fired": {}, "error": str(exc)}
+    with forced_fresh():  # an audit fires every fact itself: no verdict kept from an earlier request
+        for sc in scenarios:
+            try:
+                out[sc.name] = _summary(run_scenario(cat, rules, sc))
+            except ExpertError as exc:
+                out[sc.name] = {"pick": None, "numbers": None, "alternatives": [], "fired": {}, "error": str(exc)}
     return out
 
 

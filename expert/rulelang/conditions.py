@@ -174,3 +174,23 @@ def threshold_paths(cond: Any) -> list[str]:
     values = arg if isinstance(arg, list) else [arg]
     numeric = any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     return [key] if numeric else []
+
+
+def compared_literals(cond: Any, numbers: dict[str, set], exact: set[str]) -> None:
+    """Collect, per fact path, the number literals the condition compares it with (`numbers`), and the paths
+    compared with another field (`exact`). The engine's equivalence classes are built from these: two values
+    on the same side of, or equal to, the same literals satisfy exactly the same comparisons."""
+    (key, val), = cond.items()
+    if key in ("all", "any"):
+        for sub in val:
+            compared_literals(sub, numbers, exact)
+        return
+    arg = val
+    if isinstance(val, dict) and "field" not in val:
+        (_, arg), = val.items()
+    if isinstance(arg, dict):
+        exact.update((key, arg["field"]))
+        return
+    for v in arg if isinstance(arg, list) else [arg]:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            numbers.setdefault(key, set()).add(v)

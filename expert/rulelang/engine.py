@@ -9,19 +9,26 @@ unique ids) before they are asserted; the returned state checked for a swallowed
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from durable import engine as _durable
 
 from ..core.errors import ExpertError
+from .conditions import compared_literals
 from .load import Rule, RuleSet
 from .vocabulary import FACT_FIELDS
 
 SINK = "__sink__"
 CAP = 4096  # hand one action call up to this many matches (durable's `cap`): fewer Python round trips
+FRESH_ENV = "GPU_EXPERT_FRESH_FIRING"  # 1: assert every distinct projection, no class cache (audits, tests)
+CLASS_LIMIT = 500_000  # cached classes per factor before the table is cleared (RSS stays flat)
 
 
 class EngineError(ExpertError):
@@ -51,6 +58,56 @@ class _Compiled:
         self.keys = {f: sorted({flat_key(p) for r in rs for p in r.paths}) for f, rs in rules.items()}
         self.paths = sorted({p for rs in rules.values() for r in rs for p in r.paths})
         self.lookups = [(flat_key(p), tuple(p.split("."))) for p in self.paths]
+        # Equivalence classes per factor: each numeric key is replaced by its place among the literals that
+        # factor's rules compare it with (index of the interval, and whether it equals a literal); other keys,
+        # and keys compared with another field, stay exact. Facts of one class satisfy the same comparisons,
+        # so they get the same firings: the engine is asked once per class, and the answer is kept.
+        self.classes: dict[str, list[tuple[int, tuple | None, frozenset | None]]] = {}
+        for f, rs in rules.items():
+            numbers: dict[str, set] = {}
+            exact: set[str] = set()
+            for r in rs:
+                compared_literals(r.when, numbers, exact)
+            by_key = {flat_key(p): p for r in rs for p in r.paths}
+            spec = []
+            for i, k in enumerate(self.keys[f]):
+                path = by_key[k]
+                if path in numbers and path not in exact and FACT_FIELDS[path] in (int, float):
+                    lits = sorted({engine_number(float(v)) for v in numbers[path]})
+                    spec.append((i, tuple(lits), frozenset(lits)))
+                else:
+                    spec.append((i, None, None))
+            self.classes[f] = spec
+        self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
+
+
+def _class_key(proj: tuple, spec: list[tuple[int, tuple | None, frozenset | None]]) -> tuple:
+    out = []
+    for i, lits, litset in spec:
+        v = proj[i]
+        if lits is None or v is None or v.__class__ is bool:
+            out.append(v)
+        else:
+            out.append((bisect.bisect_left(lits, v), v in litset))
+    return tuple(out)
+
+
+def fresh_firing() -> bool:
+    return os.environ.get(FRESH_ENV, "").strip() not in ("", "0")
+
+
+@contextmanager
+def forced_fresh() -> Iterator[None]:
+    """Fire every fact afresh inside the block (audits: a reviewer's comparison trusts no kept verdict)."""
+    old = os.environ.get(FRESH_ENV)
+    os.environ[FRESH_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(FRESH_ENV, None)
+        else:
+            os.environ[FRESH_ENV] = old
 
 
 # durable_rules' C JSON parser mis-reads numbers written with an exponent and no decimal point
@@ -155,43 +212,81 @@ class RuleEngine:
         self._compiled[ruleset.digest] = compiled
         return compiled
 
-    def fire(self, ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
-        """Assert every candidate fact into each factor's ruleset; return the firings, in a stable order."""
+    def fire(self, ruleset: RuleSet, facts: list[dict[str, Any]], fresh: bool | None = None) -> list[Firing]:
+        """Assert the candidate facts into each factor's ruleset; return the firings, in a stable order.
+
+        By default the engine is asked once per equivalence class of facts (see _Compiled.classes) and the
+        firings of a class are kept for the process, keyed by the rule set's digest: a sweep asks durable
+        only about classes it has not seen. `fresh` (or GPU_EXPERT_FRESH_FIRING=1) asserts every distinct
+        projection and keeps nothing: the path audits use and the class path is tested against."""
         if not facts:
             return []
         ids = [f["id"] for f in facts]
         if len(set(ids)) != len(ids):
             raise EngineError("candidate facts need unique ids")
+        if fresh is None:
+            fresh = fresh_firing()
         compiled = self.compile(ruleset)
         flat = [_flatten(f, compiled.lookups) for f in facts]
         out: list[Firing] = []
         for factor, name in compiled.names.items():
-            sid = str(next(self._sids))
             keys = compiled.keys[factor]
-            # A factor's rules read only its keys, so candidates with equal projections get equal verdicts:
-            # assert each distinct projection once and hand its firings to every candidate sharing it.
+            spec = compiled.classes[factor]
+            known = compiled.verdicts[factor]
+            # A factor's rules read only its keys: candidates in one class get equal verdicts, so each class is
+            # asserted once (one representative projection) and its firings go to every member.
             groups: dict[tuple, list[int]] = {}
+            reps: dict[tuple, tuple] = {}
             for f in flat:
-                groups.setdefault(tuple(f[k] for k in keys), []).append(f["id"])
-            batch = [{"sid": sid, "id": i, "kind": "candidate", **dict(zip(keys, proj, strict=True))}
-                     for i, proj in enumerate(groups, start=1)]
-            members = list(groups.values())
-            self._collect.clear()
-            self._sink_hits.clear()
-            try:
-                state = compiled.host.assert_facts(name, batch)
-                if isinstance(state, dict) and state.get("exception"):
-                    raise EngineError(f"a {factor} rule action failed: {state['exception']}")
-                if not self._sink_hits:
-                    raise EngineError(f"the {factor} ruleset did not see the candidate facts")
-                out.extend(Firing(f.rule_id, cid) for f in self._collect for cid in members[f.fact_id - 1])
-            except _durable.MessageNotHandledException:
-                raise EngineError(f"the {factor} ruleset left facts unhandled") from None
-            finally:
-                self._collect.clear()
-                compiled.host.delete_state(name, sid)
+                proj = tuple(f[k] for k in keys)
+                ck = proj if fresh else _class_key(proj, spec)
+                members = groups.get(ck)
+                if members is None:
+                    groups[ck] = [f["id"]]
+                    reps[ck] = proj
+                else:
+                    members.append(f["id"])
+            ask = list(groups) if fresh else [ck for ck in groups if ck not in known]
+            if ask:
+                answers = self._assert(compiled, factor, name, keys, [reps[ck] for ck in ask])
+                if fresh:
+                    got = dict(zip(ask, answers, strict=True))
+                else:
+                    if len(known) + len(ask) > CLASS_LIMIT:
+                        known.clear()
+                    known.update(zip(ask, answers, strict=True))
+                    got = known
+            else:
+                got = known
+            for ck, members in groups.items():
+                for rid in got[ck]:
+                    out.extend(Firing(rid, cid) for cid in members)
         order = {r.id: i for i, r in enumerate(ruleset.rules)}
         return sorted(set(out), key=lambda f: (f.fact_id, order.get(f.rule_id, 0)))
+
+    def _assert(self, compiled: _Compiled, factor: str, name: str, keys: list[str],
+                projections: list[tuple]) -> list[tuple[str, ...]]:
+        """Assert one fact per projection in a fresh session; the rule ids that fired for each."""
+        sid = str(next(self._sids))
+        batch = [{"sid": sid, "id": i, "kind": "candidate", **dict(zip(keys, proj, strict=True))}
+                 for i, proj in enumerate(projections, start=1)]
+        fired: list[list[str]] = [[] for _ in projections]
+        self._collect.clear()
+        self._sink_hits.clear()
+        try:
+            state = compiled.host.assert_facts(name, batch)
+            if isinstance(state, dict) and state.get("exception"):
+                raise EngineError(f"a {factor} rule action failed: {state['exception']}")
+            if not self._sink_hits:
+                raise EngineError(f"the {factor} ruleset did not see the candidate facts")
+            for f in self._collect:
+                fired[f.fact_id - 1].append(f.rule_id)
+        except _durable.MessageNotHandledException:
+            raise EngineError(f"the {factor} ruleset left facts unhandled") from None
+        finally:
+            self._collect.clear()
+            compiled.host.delete_state(name, sid)
+        return [tuple(dict.fromkeys(r)) for r in fired]
 
 
 _DEFAULT: RuleEngine | None = None
@@ -205,8 +300,8 @@ def default_engine() -> RuleEngine:
     return _DEFAULT
 
 
-def fire(ruleset: RuleSet, facts: list[dict[str, Any]]) -> list[Firing]:
-    return default_engine().fire(ruleset, facts)
+def fire(ruleset: RuleSet, facts: list[dict[str, Any]], fresh: bool | None = None) -> list[Firing]:
+    return default_engine().fire(ruleset, facts, fresh)
 
 
 def compile_ruleset(ruleset: RuleSet) -> _Compiled:

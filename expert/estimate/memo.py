@@ -1,0 +1,68 @@
+"""Per-process memo of the estimator's pure functions, shared by every request of a sweep.
+
+An estimate depends only on the catalog and the Config; a sweep of thousands of requests asks for the same
+model x GPU x count x precision again and again. Entries are keyed by the Config's values and checked by
+the identity of the catalog, model, GPU and precision objects they were computed from, so a catalog with
+overlaid prices or a model read from a config.json never reuses another's numbers. Results are shared
+objects: callers must not mutate them (none does; tests/test_speed_paths.py compares with fresh values).
+GPU_EXPERT_NO_MEMO=1 turns the memo off (the un-optimised path the equivalence test compares against).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..catalog import Catalog
+from .config import Config
+
+T = TypeVar("T")
+NO_MEMO_ENV = "GPU_EXPERT_NO_MEMO"
+LIMIT = 200_000  # entries per table; a full sweep's distinct configurations stay far below (RSS stays flat)
+
+
+def memo_disabled() -> bool:
+    return os.environ.get(NO_MEMO_ENV, "").strip() not in ("", "0")
+
+
+class Memo:
+    """One table of memoised results (estimate, serve, ...)."""
+
+    def __init__(self) -> None:
+        self._d: dict[tuple, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def clear(self) -> None:
+        self._d.clear()
+
+    def get(self, cat: Catalog, cfg: Config, extra: tuple, compute: Callable[[], T]) -> T:
+        if memo_disabled():
+            return compute()
+        key = (cfg.model.id, cfg.gpu.id, cfg.count, cfg.precision.id, cfg.workload, cfg.context, cfg.batch,
+               cfg.engine, cfg.kv_cache, cfg.electricity_per_kwh, cfg.currency, cfg.pue) + extra
+        hit = self._d.get(key)
+        if (hit is not None and hit[0] is cat and hit[1] is cfg.model and hit[2] is cfg.gpu
+                and hit[3] is cfg.precision):
+            return hit[4]
+        value = compute()
+        if len(self._d) >= LIMIT:
+            self._d.clear()
+        self._d[key] = (cat, cfg.model, cfg.gpu, cfg.precision, value)
+        return value
+
+
+ESTIMATES = Memo()
+SERVING = Memo()
+PLANS = Memo()  # the training-plan search (plan.choose), independent of prices and electricity
+
+
+def clear_all() -> None:
+    for m in (ESTIMATES, SERVING, PLANS):
+        m.clear()
+
+
+def stats() -> dict[str, Any]:
+    return {"estimates": len(ESTIMATES), "serving": len(SERVING), "plans": len(PLANS)}

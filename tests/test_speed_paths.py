@@ -1,0 +1,80 @@
+"""The optimised paths give the answers of the plain ones (issue 16): the engine asked once per
+equivalence class with verdicts kept across requests, and the estimator's per-process memo.
+
+`benchmarks/speed.py --equivalence` runs the same comparison over the whole scenario corpus and 1,000
+generated requests; here a fixed sample keeps the suite quick."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from expert.decide.advice import advise
+from expert.estimate import Config, estimate
+from expert.estimate import memo as memo_mod
+from expert.governance.scenarios import load_scenarios
+from expert.request import build_request
+from expert.rulelang import engine as engine_mod
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from speed import generated_requests  # noqa: E402
+
+
+def _plain(monkeypatch) -> None:
+    monkeypatch.setenv(memo_mod.NO_MEMO_ENV, "1")
+    monkeypatch.setenv(engine_mod.FRESH_ENV, "1")
+
+
+def _fast(monkeypatch) -> None:
+    monkeypatch.delenv(memo_mod.NO_MEMO_ENV, raising=False)
+    monkeypatch.delenv(engine_mod.FRESH_ENV, raising=False)
+
+
+def _requests() -> list[dict]:
+    scenarios = [sc.request for sc in load_scenarios()][::20]
+    return scenarios + generated_requests(6, seed=16)
+
+
+def test_class_path_and_memo_give_the_plain_paths_advice(cat, rules, monkeypatch):
+    reqs = _requests()
+    _plain(monkeypatch)
+    plain = [advise(cat, rules, build_request(cat, **kw)).to_dict() for kw in reqs]
+    _fast(monkeypatch)
+    # Twice: the first pass fills the class and estimate tables, the second answers from them.
+    for _ in range(2):
+        fast = [advise(cat, rules, build_request(cat, **kw)).to_dict() for kw in reqs]
+        assert fast == plain
+
+
+def test_class_keys_split_exactly_at_the_literals():
+    spec = [(0, (10.0, 20.0), frozenset({10.0, 20.0})), (1, None, None)]
+    key = lambda v, s="a": engine_mod._class_key((v, s), spec)  # noqa: E731
+    # Same side of every literal: one class; either side of, or on, a literal: different classes.
+    assert key(11.0) == key(19.5)
+    assert len({key(9.9), key(10.0), key(10.1), key(20.0), key(25.0)}) == 5
+    # Non-numeric keys stay exact.
+    assert key(11.0, "a") != key(11.0, "b")
+
+
+def test_memo_never_serves_another_catalogs_or_gpus_numbers(cat, monkeypatch):
+    _fast(monkeypatch)
+    g = cat.gpus["rtx-4090"]
+    cfg = Config(model=cat.models["llama-3.1-8b"], gpu=g, count=1, precision=cat.precisions["q4_k_m"])
+    first = estimate(cat, cfg)
+    assert estimate(cat, cfg) is first  # the same objects: answered from the memo
+    faster = dataclasses.replace(g, bandwidth_gbs=g.bandwidth_gbs * 2)
+    other = estimate(cat, dataclasses.replace(cfg, gpu=faster))
+    assert other is not first
+    assert other.throughput["decode_tokens_per_s"] > first.throughput["decode_tokens_per_s"] * 1.2
+    overlaid = dataclasses.replace(cat, gpus=dict(cat.gpus))
+    assert estimate(overlaid, cfg) is not first
+    assert estimate(overlaid, cfg).throughput == first.throughput
+
+
+@pytest.mark.parametrize("switch", [memo_mod.NO_MEMO_ENV, engine_mod.FRESH_ENV])
+def test_switches_turn_the_shortcuts_off(switch, monkeypatch):
+    monkeypatch.setenv(switch, "1")
+    assert memo_mod.memo_disabled() or engine_mod.fresh_firing()
