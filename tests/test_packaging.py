@@ -58,3 +58,8 @@ def test_wheel_installs_and_runs_from_an_unrelated_directory(tmp_path):
     err = subprocess.run([str(py), "-m", "expert", "advise", "--budget", "x", "--model", "13b", "--format", "json"],
                          cwd=elsewhere, env=env, capture_output=True, text=True)
     assert err.returncode == 2 and '"schema_version"' in err.stderr, err.stderr
+    # The governance commands that read the scenario corpus say in one line that they need a checkout.
+    gov = subprocess.run([str(env_dir / "bin" / "expert"), "rules", "check"], cwd=elsewhere, env=env,
+                         capture_output=True, text=True)
+    assert gov.returncode == 2 and gov.stderr.count("\n") == 1 and "needs a checkout" in gov.stderr, gov.stderr
+    assert "RECOMMENDATION" in out.stdout and "GOOD / BETTER / BEST" in out.stdout

@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from ..core.errors import ExpertError, InputError
+from . import types as T
+from .types import Listed, Number
 
 EXIT_BAD_INPUT = 2
 
@@ -20,6 +22,10 @@ class _Group(click.Group):
     """Turn click's multi-line usage errors into the one-line form every other error takes."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        import os
+
+        if os.environ.get("_EXPERT_COMPLETE"):  # shell completion: click writes the script or the candidates
+            return super().main(*args, **kwargs)
         from .streams import guarded
 
         return guarded(lambda: self._main(*args, **kwargs), EXIT_BAD_INPUT)
@@ -84,8 +90,10 @@ def _data_options(f: Any) -> Any:
     """--facts-dir DIR (a whole catalog directory in place of the packaged facts/) and --prices FILE (a team's
     own prices over it); both validated like the packaged catalog."""
     f = click.option("--prices", "prices", default=None, expose_value=False, callback=_remember,
+                     type=click.Path(), metavar="FILE",
                      help="YAML file 'prices: {gpu-id: {usd, cny, date, condition}}' over the catalog's prices.")(f)
     return click.option("--facts-dir", "facts_dir", default=None, expose_value=False, callback=_remember,
+                        type=click.Path(), metavar="DIR",
                         help="Directory of catalog files (gpus.yaml, models.yaml, ...) used instead of facts/.")(f)
 
 
@@ -120,51 +128,64 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--budget", required=True, help="Money available for GPUs, e.g. 20000 or 20k.")
-@click.option("--model", required=True, help="Model id, size shorthand (7b, 13b, 70b...) or a config.json path.")
-@click.option("--workload", default="inference", show_default=True,
-              help="dev | inference | lora | qlora | finetune | training")
-@click.option("--precision", default="auto", show_default=True,
-              help="fp16, bf16, fp8, int8, int4, nf4, q4_k_m... or auto")
-@click.option("--context", default=None,
-              help="Tokens in the KV cache / sequence length (default 4096 or the model max).")
-@click.option("--users", default=None,
-              help="Concurrent users to serve (default: by workload and deployment, rules/policy.yaml).")
-@click.option("--prompt-tokens", default=None, help="Prompt tokens per request (default 1024; dev 3584).")
-@click.option("--output-tokens", default=None, help="Output tokens per request (default 512).")
-@click.option("--min-tokens-per-s", default=None, help="Decode speed floor per user, tokens/s (default 10).")
-@click.option("--ttft", default=None, help="Time-to-first-token target in seconds (default 2 datacenter, 5 desk-side).")
-@click.option("--batch", default=None,
+@click.option("--budget", required=True, type=Number("MONEY"),
+              help="Money available for the system, e.g. 20000 or 20k (> 0, in --currency).")
+@click.option("--model", required=True, type=T.MODEL,
+              help="Catalog id, size shorthand (7b, 13b, 70b...), Hugging Face repo id or a config.json path "
+                   "(ids: `expert catalog models`).")
+@click.option("--workload", default="inference", show_default=True, type=T.WORKLOAD, help="What the GPUs do.")
+@click.option("--precision", default="auto", show_default=True, type=T.PRECISION,
+              help="Weight format; auto picks the best quality that meets the requirement.")
+@click.option("--context", default=None, type=Number("TOKENS"),
+              help="Tokens in the KV cache / sequence length, e.g. 8K = 8,192 (default 4096 or the model max).")
+@click.option("--users", default=None, type=Number("N"),
+              help="Concurrent users to serve, >= 1 (default: by workload and deployment, rules/policy.yaml).")
+@click.option("--prompt-tokens", default=None, type=Number("TOKENS"),
+              help="Prompt tokens per request (default 1024; dev 3584).")
+@click.option("--output-tokens", default=None, type=Number("TOKENS"), help="Output tokens per request (default 512).")
+@click.option("--min-tokens-per-s", default=None, type=Number("TOK/S"),
+              help="Decode speed floor per user, tokens/s > 0 (default 10).")
+@click.option("--ttft", default=None, type=Number("SECONDS"),
+              help="Time-to-first-token target in seconds > 0 (default 2 datacenter, 5 desk-side).")
+@click.option("--batch", default=None, type=Number("N"),
               help="Training: micro-batch per GPU. Serving: the older name of --users.")
-@click.option("--tokens", default=None,
+@click.option("--tokens", default=None, type=Number("TOKENS"),
               help="Tokens to train on, e.g. 100M or 2T (default 100M fine-tuning, 2T training).")
-@click.option("--deadline", default=None, help="Days a fine-tuning or training run may take (default 3-7 / 90).")
-@click.option("--currency", default="USD", show_default=True, help="USD | CNY | EUR")
-@click.option("--region", default="global", show_default=True, help="global | us | eu | china")
-@click.option("--electricity", default=None, help="Electricity price per kWh in --currency (default: the region's).")
-@click.option("--hours-per-day", default="24", show_default=True, help="Hours per day the GPUs run.")
-@click.option("--years", default="3", show_default=True, help="Years of ownership for the TCO.")
-@click.option("--deployment", default=None,
-              help="workstation | datacenter (default: inferred from the workload and budget, and stated).")
-@click.option("--stack", "stacks", default=None,
+@click.option("--deadline", default=None, type=Number("DAYS"),
+              help="Days a fine-tuning or training run may take, > 0 (default 3-7 / 90).")
+@click.option("--currency", default="USD", show_default=True, type=T.CURRENCY, help="Currency of every amount.")
+@click.option("--region", default="global", show_default=True, type=T.REGION,
+              help="Where the system runs (export rules, electricity, prices).")
+@click.option("--electricity", default=None, type=Number("PRICE"),
+              help="Electricity price per kWh in --currency, >= 0 (default: the region's).")
+@click.option("--hours-per-day", default="24", show_default=True, type=Number("HOURS"),
+              help="Hours per day the GPUs run, 0 < h <= 24.")
+@click.option("--years", default="3", show_default=True, type=Number("YEARS"),
+              help="Years of ownership for the TCO, 0 < y <= 20.")
+@click.option("--deployment", default=None, type=T.DEPLOYMENT,
+              help="Default: inferred from the workload and budget, and stated.")
+@click.option("--stack", "stacks", default=None, type=T.STACKS,
               help="Software stacks to weigh, e.g. cuda or cuda,rocm (default: what the workload's tools target).")
-@click.option("--max-desk-cards", default=None, help="Consumer cards a desk-side build may take (default 2).")
-@click.option("--condition", default="any", show_default=True, help="any | new (new: no used or refurbished parts).")
-@click.option("--engine", "engine", default="auto", show_default=True,
-              help="Serving engine: auto (llama.cpp for GGUF and Apple, vLLM otherwise), vllm, sglang, tensorrt-llm, "
-                   "llama.cpp, transformers, exllamav2, mlc, mlx.")
-@click.option("--top", default=None, type=click.IntRange(1, 1000),
+@click.option("--max-desk-cards", default=None, type=Number("N"),
+              help="Consumer cards a desk-side build may take, >= 1 (default 2).")
+@click.option("--condition", default="any", show_default=True, type=T.CONDITION,
+              help="new: no used or refurbished parts.")
+@click.option("--engine", "engine", default="auto", show_default=True, type=T.ENGINE,
+              help="Serving engine; auto: llama.cpp for GGUF and Apple, vLLM otherwise.")
+@click.option("--top", default=None, type=click.IntRange(1, 1000), metavar="N",
               help="Also list the first N feasible options in rank order (text and JSON).")
-@click.option("--only", "only", default=None, metavar="GPU,...",
+@click.option("--only", "only", default=None, type=T.GPUS,
               help="Weigh only these GPU ids (comma-separated, any case), e.g. h100-sxm,l40s.")
-@click.option("--exclude", "exclude", default=None, metavar="GPU,...",
+@click.option("--exclude", "exclude", default=None, type=T.GPUS,
               help="Leave these GPU ids out of the candidate pool (comma-separated, any case).")
-@click.option("--why-not", "why_not", default=None, help="Explain why a GPU id was not picked.")
+@click.option("--why-not", "why_not", default=None, type=T.GPU, help="Explain why a GPU id was not picked.")
 @click.option("--verbose", "-v", "verbose", is_flag=True,
               help="Text: the full reasoning (every rule that fired, memory, power, all rejections) instead of the "
                    "one-screen summary.")
-@click.option("--format", "fmt", default="text", show_default=True, help="text | markdown | html | json")
-@click.option("--output", default=None, help="Write to this file instead of standard output.")
+@click.option("--format", "fmt", default="text", show_default=True, type=T.ADVISE_FORMAT,
+              help="html: a self-contained report with charts (needs the html extra: matplotlib).")
+@click.option("--output", default=None, type=click.Path(), metavar="FILE",
+              help="Write to this file instead of standard output.")
 @_data_options
 def advise(budget: str, model: str, workload: str, precision: str, context: str | None, users: str | None,
            prompt_tokens: str | None, output_tokens: str | None, min_tokens_per_s: str | None, ttft: str | None,
@@ -200,36 +221,48 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
         _emit(render(doc, fmt, template="whynot"), output)
         return
     if fmt == "text" and not verbose:
-        from .colour import colourize
+        from .colour import colourize, wants_colour
 
-        _emit(colourize(render(doc, fmt, template="summary"), output), output)
+        text = render(doc, fmt, template="summary")
+        if wants_colour(output):
+            from .streams import write_styled
+
+            write_styled(colourize(text, force=True))
+        else:
+            _emit(text, output)
         return
     _emit(render(doc, fmt), output)
 
 
 @cli.command()
-@click.option("--model", required=True, help="Model id, size shorthand or config.json path.")
-@click.option("--gpu", required=True, help="GPU id (see `expert catalog gpus`).")
-@click.option("--count", default="1", show_default=True, help="Number of GPUs.")
-@click.option("--precision", default="fp16", show_default=True)
-@click.option("--workload", default="inference", show_default=True)
-@click.option("--context", default=None, help="Tokens in the KV cache (default 4096 or the model max).")
-@click.option("--batch", default="1", show_default=True)
-@click.option("--currency", default="USD", show_default=True)
-@click.option("--region", default="global", show_default=True)
-@click.option("--electricity", default=None)
-@click.option("--deployment", default=None, help="workstation | datacenter (sets the PUE).")
-@click.option("--engine", default="auto", show_default=True,
-              help="auto | llama.cpp | vllm | sglang | tensorrt-llm | transformers | exllamav2 | mlc | mlx. auto: "
-                   "llama.cpp for GGUF precisions and Apple GPUs, vLLM for other inference, PyTorch for training.")
-@click.option("--kv-cache", "kv_cache", default="auto", show_default=True,
-              help="KV cache type: auto (16-bit) | fp16 | fp8 | q8_0 | q4_0.")
+@click.option("--model", required=True, type=T.MODEL,
+              help="Catalog id, size shorthand, Hugging Face repo id or config.json path.")
+@click.option("--gpu", required=True, type=T.GPU, help="GPU id, any case (see `expert catalog gpus`).")
+@click.option("--count", default="1", show_default=True, type=Number("N"), help="Number of GPUs, 1-100000.")
+@click.option("--precision", default="fp16", show_default=True, type=T.CONCRETE_PRECISION)
+@click.option("--workload", default="inference", show_default=True, type=T.WORKLOAD)
+@click.option("--context", default=None, type=Number("TOKENS"),
+              help="Tokens in the KV cache, e.g. 8K = 8,192 (default 4096 or the model max).")
+@click.option("--batch", default="1", show_default=True, type=Number("N"))
+@click.option("--currency", default="USD", show_default=True, type=T.CURRENCY)
+@click.option("--region", default="global", show_default=True, type=T.REGION)
+@click.option("--electricity", default=None, type=Number("PRICE"), help="Electricity price per kWh in --currency.")
+@click.option("--deployment", default=None, type=T.DEPLOYMENT, help="Sets the PUE.")
+@click.option("--engine", default="auto", show_default=True, type=T.ENGINE,
+              help="auto: llama.cpp for GGUF precisions and Apple GPUs, vLLM for other inference, PyTorch for "
+                   "training.")
+@click.option("--kv-cache", "kv_cache", default="auto", show_default=True, type=T.KV_CACHE,
+              help="KV cache type (auto: 16-bit).")
 @click.option("--max-context", "max_ctx", is_flag=True, help="Also report the longest context that fits.")
-@click.option("--users", default=None, help="Serving: concurrent requests (continuous batching); 'max' = saturation.")
-@click.option("--prompt-tokens", "prompt_tokens", default="512", show_default=True, help="Serving: prompt length.")
-@click.option("--output-tokens", "output_tokens", default="256", show_default=True, help="Serving: output length.")
-@click.option("--tokens", default=None, help="Training: tokens to train on (2T, 1B): adds days, GPU-hours and cost.")
-@click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+@click.option("--users", default=None, type=Number("N|max"),
+              help="Serving: concurrent requests (continuous batching); 'max' = saturation.")
+@click.option("--prompt-tokens", "prompt_tokens", default="512", show_default=True, type=Number("TOKENS"),
+              help="Serving: prompt length.")
+@click.option("--output-tokens", "output_tokens", default="256", show_default=True, type=Number("TOKENS"),
+              help="Serving: output length.")
+@click.option("--tokens", default=None, type=Number("TOKENS"),
+              help="Training: tokens to train on (2T, 1B): adds days, GPU-hours and cost.")
+@click.option("--format", "fmt", default="text", show_default=True, type=T.TEXT_JSON)
 @_data_options
 def estimate(model: str, gpu: str, count: str, precision: str, workload: str, context: str | None, batch: str,
              currency: str, region: str, electricity: str | None, deployment: str | None, engine: str,
@@ -317,8 +350,8 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
 
 
 @cli.command()
-@click.argument("what", type=str)
-@click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+@click.argument("what", type=Listed(("gpus", "models", "precisions")))
+@click.option("--format", "fmt", default="text", show_default=True, type=T.TEXT_JSON)
 @_data_options
 def catalog(what: str, fmt: str) -> None:
     """List the fact catalogs: gpus, models or precisions."""

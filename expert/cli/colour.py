@@ -27,8 +27,11 @@ def colourize(text: str, output: str | None = None, force: bool | None = None) -
     """Headings bold, the pick green, a missed budget red, risks yellow; unchanged when colour is off."""
     if not (wants_colour(output) if force is None else force):
         return text
+    from .streams import strip_controls
+
     out = []
     for line in text.splitlines(keepends=True):
+        line = strip_controls(line)  # the data loses its control characters before the colours go in
         m = _HEADING.match(line)
         if m:
             colour = _COLOURS.get(m.group(1))

@@ -38,6 +38,14 @@ class TerminalSafe:
         return getattr(self._stream, name)
 
 
+def write_styled(text: str) -> None:
+    """Write text whose data is already stripped (colour.py strips each line) and whose only escape sequences
+    are the colours colour.py added, past the filter that would remove them."""
+    stream = sys.stdout._stream if isinstance(sys.stdout, TerminalSafe) else sys.stdout
+    stream.write(text)
+    stream.flush()
+
+
 def _silence_stdout() -> None:
     """After a failed write, point stdout at /dev/null so the interpreter's final flush cannot fail again."""
     try:

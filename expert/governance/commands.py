@@ -2,19 +2,72 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from ..core.errors import InputError
+from ..core.optiontypes import Listed
 
 
-def _scenario_dir(path: str | None) -> Path:
-    from .scenarios import scenario_dir
+def _factors() -> tuple[str, ...]:
+    from ..rulelang import FACTORS
 
+    return FACTORS
+
+CHECKOUT = ("needs a checkout of gpu-expert (its scenario corpus, tests/scenarios, is not in the installed "
+            "package): run it inside the repository or pass --scenarios DIR")
+
+
+def _scenario_dir(path: str | None, command: str = "this command") -> Path:
+    from .scenarios import default_dir, scenario_dir
+
+    if path is None and not default_dir().is_dir():
+        raise InputError(f"{command} {CHECKOUT}")
     return scenario_dir(path)
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _progress_write(text: str) -> None:
+    # Our own text (counts and a fixed label, no data): past the CLI's control-character filter, which
+    # would drop the carriage return and the erase-line sequence that keep it on one line.
+    stream = getattr(sys.stderr, "_stream", sys.stderr)
+    stream.write(text)
+    stream.flush()
+
+
+@contextlib.contextmanager
+def progress(label: str, scenarios: Path, passes: int = 1) -> Iterator[None]:
+    """A progress line on stderr while `label` runs the corpus (`passes` times), only when stderr is a
+    terminal; erased when done, so what the command prints is the same as without it."""
+    if not _stderr_is_tty():
+        yield
+        return
+    from .scenarios import on_each_scenario
+
+    total = passes * len(list(scenarios.glob("*.yaml")))
+    done = [0]
+
+    def tick(name: str) -> None:
+        done[0] += 1
+        _progress_write(f"\r\x1b[K{label}: {min(done[0], total)}/{total} scenario runs")
+
+    _progress_write(f"{label}: loading facts and rules...")
+    try:
+        with on_each_scenario(tick):
+            yield
+    finally:
+        _progress_write("\r\x1b[K")
 
 
 def register(cli: click.Group) -> None:
@@ -28,8 +81,8 @@ def rules_group() -> None:
 
 
 @rules_group.command("list")
-@click.option("--factor", default=None, help="Only this factor's rules.")
-@click.option("--format", "fmt", default="text", show_default=True, help="text | json")
+@click.option("--factor", default=None, type=Listed(_factors), help="Only this factor's rules.")
+@click.option("--format", "fmt", default="text", show_default=True, type=Listed(("text", "json")))
 def rules_list(factor: str | None, fmt: str) -> None:
     """Every rule: id, factor, action, title."""
     from ..rulelang import FACTORS
@@ -66,7 +119,7 @@ def rules_show(rule_id: str, scenarios: str | None) -> None:
         raise InputError(f"rules show: unknown rule {rule_id!r}; closest: {closest(rule_id, list(rules.by_id))}")
     r = rules.by_id[rule_id]
     # Before printing anything: a bad --scenarios is one line on stderr, not half a page and then an error.
-    cov = coverage(cat, rules, load_scenarios(_scenario_dir(scenarios)))[rule_id]
+    cov = coverage(cat, rules, load_scenarios(_scenario_dir(scenarios, "rules show")))[rule_id]
     click.echo(f"{r.file}:{r.line}")
     click.echo(yaml.safe_dump(r.raw, sort_keys=False, allow_unicode=True, width=100).rstrip())
     click.echo("")
@@ -85,9 +138,11 @@ def rules_coverage(scenarios: str | None) -> None:
     from ..store import load_all
     from .scenarios import coverage, load_scenarios
 
-    cat, rules = load_all()
-    scs = load_scenarios(_scenario_dir(scenarios))
-    cov = coverage(cat, rules, scs)
+    d = _scenario_dir(scenarios, "rules coverage")
+    with progress("rules coverage", d):
+        cat, rules = load_all()
+        scs = load_scenarios(d)
+        cov = coverage(cat, rules, scs)
     click.echo(f"{'rule':50} {'scenarios':>9} {'firings':>8}")
     for rid in sorted(cov, key=lambda k: (len(cov[k]), k)):
         hits = cov[rid]
@@ -163,7 +218,9 @@ def check_problems(facts_dir: Path | None = None, rules_dir: Path | None = None,
 @click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
 def rules_check(scenarios: str | None) -> None:
     """Validate every rule file and report all problems at once (exit 1 on any)."""
-    problems = check_problems(scenarios_dir=_scenario_dir(scenarios))
+    d = _scenario_dir(scenarios, "rules check")
+    with progress("rules check", d):
+        problems = check_problems(scenarios_dir=d)
     for p in problems:
         click.echo(p)
     from ..catalog import source_report
@@ -205,8 +262,8 @@ def rules_snapshots(scenarios: str | None, update: bool) -> None:
     from .golden import check_golden, compare, golden_dir
     from .scenarios import load_scenarios, run_scenario, snapshot, snapshot_dir
 
+    d = _scenario_dir(scenarios, "rules snapshots")
     cat, rules = load_all()
-    d = _scenario_dir(scenarios)
     out_dir = snapshot_dir(d)
     drift: list[str] = []
     corpus = load_scenarios(d)
@@ -242,16 +299,23 @@ def rules_snapshots(scenarios: str | None, update: bool) -> None:
 @click.option("--base", "base_rev", required=True, help="Git revision to compare against (e.g. main, HEAD~1).")
 @click.option("--head", "head_rev", default=None, help="Git revision to audit (default: the working tree).")
 @click.option("--scenarios", default=None, help="Scenario corpus directory (default tests/scenarios).")
-@click.option("--format", "fmt", default="markdown", show_default=True, help="markdown | json")
+@click.option("--format", "fmt", default="markdown", show_default=True, type=Listed(("markdown", "json")))
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when any recommendation changes.")
 def audit(base_rev: str, head_rev: str | None, scenarios: str | None, fmt: str, fail_on_change: bool) -> None:
     """Show which recommendations a change to rules/ or facts/ flips, and why."""
     if fmt not in ("markdown", "json"):
         raise InputError(f"--format: unknown format {fmt!r}; allowed: markdown, json")
 
-    from .audit import run_audit, to_markdown
+    from .audit import repo_root, run_audit, to_markdown
 
-    rep = run_audit(base_rev, head_rev, _scenario_dir(scenarios))
+    try:
+        repo_root(Path.cwd())
+    except InputError:
+        raise InputError("audit needs a git checkout of gpu-expert (it compares rules/ and facts/ between "
+                         "revisions): run it inside the repository") from None
+    d = _scenario_dir(scenarios, "audit")
+    with progress("audit", d, passes=2):
+        rep = run_audit(base_rev, head_rev, d)
     click.echo(json.dumps(rep, indent=2) if fmt == "json" else to_markdown(rep), nl=fmt != "json" or True)
     if fail_on_change and rep["changed"]:
         sys.exit(1)

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,12 +99,27 @@ _RESULTS: dict[tuple[str, str, str], Advice] = {}
 _MAX_RESULTS = 256
 
 
+# Called with each scenario's name after it ran (progress lines of the governance commands on a terminal).
+_ON_SCENARIO: list[Callable[[str], None]] = []
+
+
+@contextlib.contextmanager
+def on_each_scenario(callback: Callable[[str], None]) -> Iterator[None]:
+    _ON_SCENARIO.append(callback)
+    try:
+        yield
+    finally:
+        _ON_SCENARIO.remove(callback)
+
+
 def run_scenario(cat: Catalog, rules: RuleSet, sc: Scenario) -> Advice:
     key = (cat.digest, rules.digest, json.dumps(sc.request, sort_keys=True, default=str))
     if key not in _RESULTS:
         if len(_RESULTS) >= _MAX_RESULTS:
             _RESULTS.pop(next(iter(_RESULTS)))
         _RESULTS[key] = advise(cat, rules, build_request(cat, **sc.request))
+    for callback in _ON_SCENARIO:
+        callback(sc.name)
     return _RESULTS[key]
 
 
