@@ -84,7 +84,10 @@ def test_numeric_fact_without_source_is_rejected(facts_copy):
 
 
 def test_citing_an_undefined_source_is_rejected(facts_copy):
-    _corrupt(facts_copy, "gpus.yaml", "memory_gib: [INCPAK_4090", "memory_gib: [NO_SUCH_SOURCE")
+    p = facts_copy / "gpus.yaml"
+    text = p.read_text()
+    start = text.index("- id: rtx-4090\n")
+    p.write_text(text[:start] + re.sub(r"memory_gib: \[", "memory_gib: [NO_SUCH_SOURCE, ", text[start:], count=1))
     with pytest.raises(FactError, match=r"gpu rtx-4090: cites unknown source 'NO_SUCH_SOURCE'"):
         load_catalog(facts_copy)
 
