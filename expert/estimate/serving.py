@@ -58,9 +58,9 @@ def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, outp
                        lambda: _serve(cat, cfg, users, prompt_tokens, output_tokens, context))
 
 
-def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
-           context: int | None = None) -> Serving:
-    p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
+def _capacity(cat: Catalog, cfg: Config, p: int, o: int, context: int | None) -> tuple:
+    """What does not depend on the load: the engine, KV length, how many sequences fit, the saturation rate
+    and the prefill time of one prompt. Memoised apart from `serve`, which sizing asks at many loads."""
     engine = cfg.engine or pick_engine(cfg.gpu, cfg.precision, cfg.workload)
     # `context`: the KV length each sequence keeps (a chat's history), when longer than its prompt and answer;
     # the prompt is what is new and prefilled per request.
@@ -76,11 +76,7 @@ def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, out
     fitting = max(0, int(free // kv_seq)) if kv_seq > 0 else 0
     cap = int(engine_info(cat, engine).get("max_batch", 256))
     sat_batch = max(1, min(fitting, cap))
-    sat_tps, _, sat_regime = _rate(cat, cfg, engine, mem.parallelism, sat_batch, p, o, kv)
-    running = sat_batch if users is None else max(1, min(int(users), sat_batch))
-    total, step, regime = _rate(cat, cfg, engine, mem.parallelism, running, p, o, kv)
-    asked = running if users is None else max(int(users), 1)
-    per_user = total / asked
+    sat = _rate(cat, cfg, engine, mem.parallelism, sat_batch, p, o, kv)
     # First token: the request's prompt in one prefill pass (its FLOPs at the prefill MFU, or one weight
     # stream, whichever is slower), then one decode step; plus the wait for a free slot when users queue.
     g = cfg.gpu
@@ -90,6 +86,19 @@ def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, out
     m = cfg.model
     flops = p * (2 * m.active_params + 2 * m.layers * p * m.attention_heads * m.head_dim)
     prefill_s = max(flops / (peak * mfu), b["weights"] * GIB / bw)
+    return engine, kv, mem.parallelism, fitting, sat_batch, sat, prefill_s
+
+
+def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
+           context: int | None = None) -> Serving:
+    p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
+    engine, kv, parallelism, fitting, sat_batch, sat, prefill_s = SERVING.get(
+        cat, cfg, ("capacity", p, o, context), lambda: _capacity(cat, cfg, p, o, context))
+    sat_tps, _, sat_regime = sat
+    running = sat_batch if users is None else max(1, min(int(users), sat_batch))
+    total, step, regime = sat if running == sat_batch else _rate(cat, cfg, engine, parallelism, running, p, o, kv)
+    asked = running if users is None else max(int(users), 1)
+    per_user = total / asked
     queue_s = max(0, asked - running) / max(running, 1) * o * step
     ttft = prefill_s + step + queue_s
     return Serving(users, p, o, engine, running, total, per_user, ttft, sat_tps, fitting, regime, sat_regime)
