@@ -33,7 +33,7 @@ def engines_section() -> str:
     p("")
     p("Provenance of an engine's figures: `derived` where its own entry (below) is used, `measured` where a validation record")
     p("has the configuration; an engine with no entry of its own on that GPU class and no cited measurement in its `engines`")
-    p("line (SGLang, exllamav2, MLC, MLX) runs on the engine it is `like` and its figures say `assumed`: a default that a")
+    p("line (SGLang, exllamav2, MLC; MLX for prefill) runs on the engine it is `like` and its figures say `assumed`: a default that a")
     p("`--facts-dir` copy of `efficiency.yaml` with a measured entry for it overrides.\n")
     p("Each engine's execution mode, fallback and default maximum batch (`facts/efficiency.yaml` `engines`):\n")
     p("| engine | execution | falls back to | max batch | runs on | sources | basis |")
