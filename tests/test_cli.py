@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import ROOT, run_cli
 
 
 def test_advise_verbose_prints_the_full_explained_recommendation():
@@ -20,23 +20,26 @@ def test_advise_verbose_prints_the_full_explained_recommendation():
     assert "power_cost/over-budget" in r.out
 
 
-@pytest.mark.parametrize("args", [("--budget", "20000", "--model", "13b"),
-                                  ("--budget", "5000", "--model", "405b"),
-                                  ("--budget", "500000", "--model", "70b", "--workload", "finetune"),
-                                  ("--budget", "3000", "--model", "8b", "--workload", "dev")],
-                         ids=["inference", "nothing-fits", "finetune", "dev"])
-def test_advise_default_text_fits_one_terminal_screen(args):
-    r = run_cli("advise", *args)
-    assert r.code == 0, r.err
-    lines = r.out.splitlines()
+@pytest.mark.parametrize("case", ["inference-13b-20k-usd", "inference-405b-5k-usd-nothing-fits",
+                                  "finetune-70b-500k-usd", "dev-8b-workstation-3k-usd"])
+def test_advise_default_text_fits_one_terminal_screen(case):
+    # The golden summaries are what `expert advise` prints by default (tests/test_snapshots.py keeps them so).
+    out = (ROOT / "tests" / "golden" / f"{case}.summary.txt").read_text(encoding="utf-8")
+    lines = out.splitlines()
     assert len(lines) <= 40, len(lines)
     assert max(len(line) for line in lines) <= 100
-    assert "sized for:" in r.out and "REJECTED by rule" in r.out and "--verbose" in r.out
-    picked = "RECOMMENDATION:" in r.out and "GOOD / BETTER / BEST" in r.out
-    assert picked or "NO CONFIGURATION FITS THE BUDGET" in r.out
+    assert "sized for:" in out and "REJECTED by rule" in out and "--verbose" in out
+    picked = "RECOMMENDATION:" in out and "GOOD / BETTER / BEST" in out
+    assert picked or "NO CONFIGURATION FITS THE BUDGET" in out
     for number in ("cost ", "delivers ", "unit cost ", "buy or rent "):
-        assert f"\n  {number}" in r.out, number
-    assert "\x1b[" not in r.out  # not a terminal: no colour
+        assert f"\n  {number}" in out, number
+
+
+def test_advise_prints_the_summary_without_colour_when_not_a_terminal():
+    r = run_cli("advise", "--budget", "20000", "--model", "13b")
+    assert r.code == 0, r.err
+    assert r.out.startswith("gpu-expert: Llama 2 13B") and "\nRECOMMENDATION: " in r.out
+    assert "\x1b[" not in r.out and len(r.out.splitlines()) <= 40
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
