@@ -125,3 +125,25 @@ def test_adding_a_gpu_of_a_new_vendor_is_a_data_change_only(facts_copy, monkeypa
     r = run_cli("advise", "--budget", "50000", "--model", "70b", "--why-not", "test-accel-96gb")
     assert r.code == 0, r.err
     assert "test-accel-96gb" in r.out
+
+
+def test_parts_of_the_chinese_market_are_in_the_catalog(cat):
+    # Issue 12: the China-market parts (NVIDIA's China SKUs, Huawei Ascend on CANN) must be there to be weighed.
+    for gid in ("h20", "l20", "h800", "a800-80gb-sxm", "rtx-4090d", "ascend-910b", "ascend-910c"):
+        assert gid in cat.gpus, gid
+    assert cat.gpus["ascend-910b"].stack == cat.gpus["ascend-910c"].stack == "cann"
+    assert cat.gpus["h800"].china_only and cat.gpus["a800-80gb-sxm"].china_only
+
+
+def test_export_flags_follow_the_current_rules(cat):
+    # Consumer cards below the US thresholds are not restricted; Gaudi 3 and the big data-centre parts are.
+    for gid in ("rtx-3060-12gb", "rtx-5060-ti-16gb", "rtx-4090d", "h20", "l20"):
+        assert "china" not in cat.gpus[gid].export_restricted, gid
+    for gid in ("gaudi-3", "h100-sxm", "b200", "mi355x"):
+        assert "china" in cat.gpus[gid].export_restricted, gid
+
+
+def test_most_gpu_facts_cite_a_primary_document(cat):
+    from expert.catalog.provenance import source_report
+
+    assert source_report(cat).primary_share >= 0.5
