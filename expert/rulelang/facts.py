@@ -87,12 +87,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "rent_basis": c.rent.basis if c.rent else "", "break_even": c.rent.break_even if c.rent else "",
             "per_million_tokens": c.cost_per_million_tokens, "run": c.run_cost, "platform_share": e.platform_share,
         },
-        "plan": {
-            "offload": est.plan.strategy.offload if est.plan is not None else "none",
-            "slowdown": est.plan.slowdown if est.plan is not None else 1.0,
-            "sharding": est.plan.strategy.sharding if est.plan is not None else "none",
-            "host_gib": est.plan.host_gib_per_node if est.plan is not None else 0.0,
-        },
+        "plan": _plan_fact(est.plan),
         "req": {
             "workload": req.workload, "region": req.region, "deployment": req.deployment, "budget": req.budget,
             "context": req.context, "batch": req.batch, "hours_per_day": req.hours_per_day, "years": req.years,
@@ -103,3 +98,18 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "new_only": req.condition == "new",
         },
     }
+
+
+_NO_PLAN = {"offload": "none", "slowdown": 1.0, "sharding": "none", "host_gib": 0.0, "tp": 1, "pp": 1, "dp": 1,
+            "tensor_link": "none", "tensor_share": 0.0, "bubble_share": 0.0, "fabric_share": 0.0}
+
+
+def _plan_fact(plan: Any) -> dict[str, Any]:
+    """The training plan's strategy and layout as rules read them (a neutral plan for inference)."""
+    if plan is None:
+        return _NO_PLAN
+    lo, sh = plan.layout, plan.shares
+    return {"offload": plan.strategy.offload, "slowdown": plan.slowdown, "sharding": plan.strategy.sharding,
+            "host_gib": plan.host_gib_per_node, "tp": lo.tp, "pp": lo.pp, "dp": lo.dp,
+            "tensor_link": plan.links.get("tensor") or "none", "tensor_share": sh["tensor"],
+            "bubble_share": sh["bubble"], "fabric_share": sh["fabric"]}

@@ -41,6 +41,8 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "cost.rent_per_hour": float, "cost.per_million_tokens": float, "cost.run": float, "cost.platform_share": float,
     "cost.rent_basis": str, "cost.break_even": str,
     "plan.offload": str, "plan.slowdown": float, "plan.sharding": str, "plan.host_gib": float,
+    "plan.tp": int, "plan.pp": int, "plan.dp": int, "plan.tensor_link": str, "plan.tensor_share": float,
+    "plan.bubble_share": float, "plan.fabric_share": float,
     "req.workload": str, "req.region": str, "req.deployment": str, "req.budget": float, "req.context": int,
     "req.batch": int, "req.hours_per_day": float, "req.years": float, "req.training": bool,
     "req.tokens": float, "req.currency": str, "req.serving": bool, "req.users": int, "req.prompt_tokens": int,
