@@ -155,3 +155,12 @@ def test_audit_with_an_unknown_revision_is_a_clean_error(repo, monkeypatch):
     monkeypatch.chdir(repo)
     r = run_cli("audit", "--base", "no-such-branch")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1
+
+
+def test_the_suite_renders_golden_outputs_as_of_the_golden_day():
+    import os
+
+    from expert.governance.golden import GOLDEN_TODAY
+
+    # conftest pins the same day, so price-age warnings in tests/golden do not drift with the calendar.
+    assert os.environ["GPU_EXPERT_TODAY"] == GOLDEN_TODAY

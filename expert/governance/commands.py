@@ -259,9 +259,10 @@ def rules_snapshots(scenarios: str | None, update: bool) -> None:
     """Compare (or with --update, rewrite) the corpus outcomes in tests/snapshots/ and the rendered
     golden outputs in tests/golden/; drift is printed as a unified diff."""
     from ..store import load_all
-    from .golden import check_golden, compare, golden_dir
+    from .golden import check_golden, compare, golden_dir, pin_today
     from .scenarios import load_scenarios, run_scenario, snapshot, snapshot_dir
 
+    pin_today()
     d = _scenario_dir(scenarios, "rules snapshots")
     cat, rules = load_all()
     out_dir = snapshot_dir(d)

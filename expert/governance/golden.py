@@ -6,6 +6,7 @@ reader is told: a lost `why:` line, a missing source link, a warning that no lon
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,16 @@ class Case:
     scenario: str
     why_not: str | None = None
 
+
+# The day golden outputs are rendered as of: price-age warnings ("244 days old") would otherwise drift
+# every day. `expert rules snapshots` and the test suite both pin GPU_EXPERT_TODAY to it (a later
+# date is a deliberate change: update it and regenerate).
+GOLDEN_TODAY = "2026-12-01"
+
+
+def pin_today() -> None:
+    """Render as of GOLDEN_TODAY unless the caller pinned another day."""
+    os.environ.setdefault("GPU_EXPERT_TODAY", GOLDEN_TODAY)
 
 def golden_dir(scenarios_dir: Path) -> Path:
     return scenarios_dir.parent / "golden"
