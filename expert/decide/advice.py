@@ -166,7 +166,8 @@ class Advice:
             unit = f"{c.run_cost:,.0f} {cur} per run (energy + the run's share of the purchase)"
         else:
             sz = c.sizing
-            delivers = (f"{self.request.users:,} users at {sz.per_user_tps:,.1f} tokens/s each, first token in "
+            n = self.request.users
+            delivers = (f"{n:,} user{'s' if n != 1 else ''} at {sz.per_user_tps:,.1f} tokens/s each, first token in "
                         f"{sz.ttft_s:,.2f} s (up to {sz.users_per_replica * sz.replicas:,} users within the "
                         f"requirement)")
             unit = f"{c.cost_per_million_tokens:,.2f} {cur} per million output tokens over {self.request.years:g} years"
