@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .catalog import Catalog, Gpu, Precision
 from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
-from .estimate import Config, Estimate, Link, estimate, nodes_spanned
+from .estimate import Config, Estimate, Link, estimate, memo, nodes_spanned
 from .estimate.engines import engine_info
 from .estimate.serving import serve
 from .request import Request
@@ -239,6 +239,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                      policy: Policy | None = None) -> list[Candidate]:
     """Estimate every GPU x count x precision the request could use, and size each to the requirement."""
     pol = policy or load_policy()
+    memo.refresh()
     pool = gpus if gpus is not None else list(cat.gpus.values())
     precisions = precisions_for(cat, req, pol)
     ids = {p.id for p in precisions}

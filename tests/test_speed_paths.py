@@ -26,11 +26,13 @@ from speed import generated_requests  # noqa: E402
 def _plain(monkeypatch) -> None:
     monkeypatch.setenv(memo_mod.NO_MEMO_ENV, "1")
     monkeypatch.setenv(engine_mod.FRESH_ENV, "1")
+    memo_mod.refresh()
 
 
 def _fast(monkeypatch) -> None:
     monkeypatch.delenv(memo_mod.NO_MEMO_ENV, raising=False)
     monkeypatch.delenv(engine_mod.FRESH_ENV, raising=False)
+    memo_mod.refresh()
 
 
 def _requests() -> list[dict]:
@@ -78,3 +80,17 @@ def test_memo_never_serves_another_catalogs_or_gpus_numbers(cat, monkeypatch):
 def test_switches_turn_the_shortcuts_off(switch, monkeypatch):
     monkeypatch.setenv(switch, "1")
     assert memo_mod.memo_disabled() or engine_mod.fresh_firing()
+
+
+def test_generated_class_functions_agree_with_the_flat_projection(cat, rules):
+    from expert.candidates import build_candidates
+    from expert.rulelang.facts import candidate_fact
+
+    compiled = engine_mod.default_engine().compile(rules)
+    req = build_request(cat, model="70b", budget=400_000, workload="finetune", tokens="1B")
+    facts = [candidate_fact(cat, c) for c in build_candidates(cat, req)][:150]
+    for factor, keys in compiled.keys.items():
+        for f in facts:
+            flat = engine_mod._flatten(f, compiled.lookups)
+            proj = tuple(flat[k] for k in keys)
+            assert compiled.class_of[factor](f) == engine_mod._class_key(proj, compiled.classes[factor])

@@ -26,6 +26,15 @@ def memo_disabled() -> bool:
     return os.environ.get(NO_MEMO_ENV, "").strip() not in ("", "0")
 
 
+_off = memo_disabled()
+
+
+def refresh() -> None:
+    """Re-read GPU_EXPERT_NO_MEMO (once per request, not once per lookup: the lookups are hot)."""
+    global _off
+    _off = memo_disabled()
+
+
 class Memo:
     """One table of memoised results (estimate, serve, ...)."""
 
@@ -39,7 +48,7 @@ class Memo:
         self._d.clear()
 
     def get(self, cat: Catalog, cfg: Config, extra: tuple, compute: Callable[[], T]) -> T:
-        if memo_disabled():
+        if _off:
             return compute()
         key = (cfg.model.id, cfg.gpu.id, cfg.count, cfg.precision.id, cfg.workload, cfg.context, cfg.batch,
                cfg.engine, cfg.kv_cache, cfg.electricity_per_kwh, cfg.currency, cfg.pue) + extra

@@ -15,8 +15,7 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from durable import engine as _durable
 
@@ -42,8 +41,9 @@ class _QuietHost(_durable.Host):
         return None
 
 
-@dataclass(frozen=True)
-class Firing:
+class Firing(NamedTuple):
+    """One rule that fired for one candidate (a tuple: a sweep creates hundreds of thousands)."""
+
     rule_id: str
     fact_id: int
 
@@ -79,6 +79,54 @@ class _Compiled:
                     spec.append((i, None, None))
             self.classes[f] = spec
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
+        # One generated function per factor computes a candidate's class straight from its nested fact: no flat
+        # copy of every fact, only of the representatives the engine is asked about.
+        self.class_of = {f: _class_function(self.classes[f], self.keys[f], {flat_key(p): p for r in rs
+                                                                          for p in r.paths})
+                         for f, rs in rules.items()}
+
+
+class _NotFinite(Exception):
+    pass
+
+
+def _num(v: Any) -> Any:
+    """What the engine is given for a number (engine_number); a value that is not finite is refused."""
+    c = v.__class__
+    if c is float:
+        if not math.isfinite(v):
+            raise _NotFinite
+        return engine_number(v)
+    if c is int and abs(v) > HUGE:
+        return int(math.copysign(HUGE, v))
+    return v
+
+
+def _interval(v: Any, lits: tuple, litset: frozenset) -> Any:
+    v = _num(v)
+    if v is None or v.__class__ is bool:
+        return v
+    return (bisect.bisect_left(lits, v), v in litset)
+
+
+def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys: list[str],
+                    by_key: dict[str, str]):
+    """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection)."""
+    env: dict[str, Any] = {"_interval": _interval, "_num": _num}
+    parts = []
+    for (i, lits, litset), k in zip(spec, keys, strict=True):
+        path = by_key[k]
+        access = "fact" + "".join(f"[{p!r}]" for p in path.split("."))
+        if lits is not None:
+            env[f"L{i}"], env[f"S{i}"] = lits, litset
+            parts.append(f"_interval({access}, L{i}, S{i})")
+        elif FACT_FIELDS[path] in (str, bool):
+            parts.append(access)  # compared for equality only: the value itself is its class
+        else:
+            parts.append(f"_num({access})")
+    src = "def class_of(fact):\n    return (" + "".join(p + ", " for p in parts) + ")\n"
+    exec(compile(src, "<rule classes>", "exec"), env)  # noqa: S102 - source built from vocabulary paths only
+    return env["class_of"]
 
 
 def _class_key(proj: tuple, spec: list[tuple[int, tuple | None, frozenset | None]]) -> tuple:
@@ -227,28 +275,43 @@ class RuleEngine:
         if fresh is None:
             fresh = fresh_firing()
         compiled = self.compile(ruleset)
-        flat = [_flatten(f, compiled.lookups) for f in facts]
+        flat = [_flatten(f, compiled.lookups) for f in facts] if fresh else None
         out: list[Firing] = []
         for factor, name in compiled.names.items():
             keys = compiled.keys[factor]
-            spec = compiled.classes[factor]
             known = compiled.verdicts[factor]
             # A factor's rules read only its keys: candidates in one class get equal verdicts, so each class is
             # asserted once (one representative projection) and its firings go to every member.
             groups: dict[tuple, list[int]] = {}
-            reps: dict[tuple, tuple] = {}
-            for f in flat:
-                proj = tuple(f[k] for k in keys)
-                ck = proj if fresh else _class_key(proj, spec)
-                members = groups.get(ck)
-                if members is None:
-                    groups[ck] = [f["id"]]
-                    reps[ck] = proj
-                else:
-                    members.append(f["id"])
+            reps: dict[tuple, Any] = {}
+            if fresh:
+                for f in flat:
+                    proj = tuple(f[k] for k in keys)
+                    members = groups.get(proj)
+                    if members is None:
+                        groups[proj] = [f["id"]]
+                        reps[proj] = proj
+                    else:
+                        members.append(f["id"])
+            else:
+                class_of = compiled.class_of[factor]
+                for f in facts:
+                    try:
+                        ck = class_of(f)
+                    except _NotFinite:
+                        _flatten(f, compiled.lookups)  # raises, naming the fact and the field
+                        raise
+                    members = groups.get(ck)
+                    if members is None:
+                        groups[ck] = [f["id"]]
+                        reps[ck] = f
+                    else:
+                        members.append(f["id"])
             ask = list(groups) if fresh else [ck for ck in groups if ck not in known]
             if ask:
-                answers = self._assert(compiled, factor, name, keys, [reps[ck] for ck in ask])
+                projections = [reps[ck] for ck in ask] if fresh else [
+                    tuple(fl[k] for k in keys) for fl in (_flatten(reps[ck], compiled.lookups) for ck in ask)]
+                answers = self._assert(compiled, factor, name, keys, projections)
                 if fresh:
                     got = dict(zip(ask, answers, strict=True))
                 else:

@@ -25,7 +25,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
     return {
         "kind": "candidate",
         "id": c.id,
-        "gpu": {
+        "gpu": _once(g, lambda: {
             "id": g.id, "vendor": g.vendor, "segment": g.segment, "architecture": g.architecture,
             "stack": g.stack, "memory_gib": g.memory_gib, "bandwidth_gbs": g.bandwidth_gbs,
             "board_power_w": g.board_power_w, "bf16": g.bf16, "fp8": g.fp8, "flash_attention": g.flash_attention,
@@ -35,7 +35,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "llama_cpp": g.llama_cpp, "export_restricted_china": "china" in g.export_restricted,
             "price_condition": g.price_condition, "launch_year": int(str(g.launch_date)[:4]),
             "china_only": g.china_only,
-        },
+        }),
         "build": {"slots_needed": g.slots * c.gpus, "stack_allowed": g.stack in req.stacks,
                   "host_memory_gib": e.host_memory_gib},
         "count": n,
@@ -49,12 +49,12 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
             "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines, "tier": c.tier,
         },
-        "model": {
+        "model": _once(req.model, lambda: {
             "id": req.model.id, "family": req.model.family, "params_b": req.model.params / 1e9,
             "layers": req.model.layers, "kv_heads": req.model.kv_heads,
             "attention_heads": req.model.attention_heads, "max_context": req.model.max_context,
             "moe": bool(req.model.experts),
-        },
+        }),
         "engine": est.engine,
         "parallelism": est.parallelism,
         "memory": {
@@ -88,7 +88,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "per_million_tokens": c.cost_per_million_tokens, "run": c.run_cost, "platform_share": e.platform_share,
         },
         "plan": _plan_fact(est.plan),
-        "req": {
+        "req": _once(req, lambda: {
             "workload": req.workload, "region": req.region, "deployment": req.deployment, "budget": req.budget,
             "context": req.context, "batch": req.batch, "hours_per_day": req.hours_per_day, "years": req.years,
             "training": wl.trains, "tokens": req.tokens or 0.0, "currency": req.currency,
@@ -96,8 +96,25 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "output_tokens": req.output_tokens, "min_tokens_per_s": req.min_tokens_per_s, "ttft_s": req.ttft_s,
             "deadline_days": req.deadline_days, "max_desk_cards": req.max_desk_cards,
             "new_only": req.condition == "new",
-        },
+        }),
     }
+
+
+# Parts of the fact that depend only on the GPU, the model or the request are built once and shared by
+# every candidate (facts are read, never written). Keyed by object identity; the stored object keeps its id
+# from being reused.
+_SHARED: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _once(obj: Any, build) -> dict[str, Any]:
+    hit = _SHARED.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    if len(_SHARED) > 4096:
+        _SHARED.clear()
+    d = build()
+    _SHARED[id(obj)] = (obj, d)
+    return d
 
 
 _NO_PLAN = {"offload": "none", "slowdown": 1.0, "sharding": "none", "host_gib": 0.0, "tp": 1, "pp": 1, "dp": 1,
