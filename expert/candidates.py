@@ -232,7 +232,19 @@ def counts_for(g: Gpu, req: Request, policy: Policy, price: float | None = None)
 
 def precisions_for(cat: Catalog, req: Request, policy: Policy) -> list[Precision]:
     ids = policy.auto_precisions(req.workload) if req.precision == "auto" else (req.precision,)
+    released = req.model.released_precision
+    if req.precision == "auto" and released not in ids and WORKLOADS[req.workload].decodes:
+        # A checkpoint published in a 4-bit format (gpt-oss: MXFP4) is weighed as released.
+        ids = (*ids, released)
     return [cat.precisions[i] for i in ids if i in cat.precisions]
+
+
+def quality_of(pol: Policy, req: Request, p: Precision) -> tuple[int, int]:
+    """Quality tier and class of running the model at `p`: the checkpoint's own published precision is the
+    model as released (tier 0, class 0), whatever its bits; other precisions by bits and quality."""
+    if p.id == req.model.released_precision:
+        return 0, 0
+    return pol.tier_of(p.bits_per_weight), pol.quality_class(p.quality, req.workload)
 
 
 def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
@@ -293,8 +305,8 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 days = _train_days(req, est) if not decodes else 0.0
                 out.append(Candidate(
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
-                    rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=pol.tier_of(p.bits_per_weight),
-                    quality_class=pol.quality_class(p.quality, req.workload),
+                    rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=quality_of(pol, req, p)[0],
+                    quality_class=quality_of(pol, req, p)[1],
                     min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest,
                     nodes=nodes_spanned(cat, g, gpus_total)))
     return out

@@ -278,8 +278,13 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
     # Deployment: given, or inferred from the workload and the budget (stated in the output).
     budget_usd = budget_v / cat.energy.currencies[currency]
     if deployment is None:
-        if workload in pol.workstation_workloads:
+        if workload in pol.workstation_workloads and budget_usd < pol.workstation_workloads_below_usd:
             deployment, dnote = "workstation", f"inferred: {wl.title} is usually a desk-side build"
+        elif workload in pol.workstation_workloads:
+            deployment = "datacenter"
+            dnote = (f"inferred: {wl.title} is usually a desk-side build, but a budget of "
+                     f"{pol.workstation_workloads_below_usd:,.0f} USD or more is a rack budget "
+                     "(--deployment workstation to override)")
         elif budget_usd < pol.workstation_below_usd:
             deployment = "workstation"
             dnote = (f"inferred: a budget under {pol.workstation_below_usd:,.0f} USD is sized as one desk-side "

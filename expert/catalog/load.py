@@ -142,6 +142,7 @@ MODEL_SPEC: dict[str, Field] = {
         "layers": Field("int", min=1, max=1000),
     }),
     "vision_params": opt("int", min=0, max=10**11),
+    "released_precision": opt("str"),
     "notes": _NOTES,
     "sources": _SOURCES_MAP,
 }
@@ -313,6 +314,7 @@ def _load_models(doc: Any, file: str) -> tuple[dict[str, Model], dict[str, str]]
             norms_per_layer=e.get("norms_per_layer", 2),
             local_attention=la["kind"] if la else None, local_window=la["window"] if la else 0,
             local_layers=la["layers"] if la else 0, vision_params=e.get("vision_params", 0),
+            released_precision=e.get("released_precision", "bf16"),
         )
     shorthands = doc.get("shorthands") or {}
     for short, target in shorthands.items():
@@ -408,6 +410,10 @@ def load_catalog(root: Path | None = None) -> Catalog:
     gpus = _load_gpus(docs["gpus.yaml"], "facts/gpus.yaml")
     models, shorthands = _load_models(docs["models.yaml"], "facts/models.yaml")
     precisions = _load_precisions(docs["precisions.yaml"], "facts/precisions.yaml")
+    for m in models.values():
+        if m.released_precision not in precisions:
+            raise FactError(f"facts/models.yaml: model {m.id}: released_precision {m.released_precision!r} is not a "
+                            f"precision in facts/precisions.yaml")
     _check_aliases(precisions, "facts/precisions.yaml")
     energy = _load_energy(docs["energy.yaml"], "facts/energy.yaml")
     from .efficiency import load_efficiency  # the calibration table has its own schema

@@ -131,6 +131,7 @@ class Model:
     local_window: int = 0  # tokens such a layer keeps in its KV cache
     local_layers: int = 0  # how many layers are local; the others attend to the whole context
     vision_params: int = 0  # vision encoder and projector of a multimodal checkpoint (loaded, not decoded)
+    released_precision: str = "bf16"  # the precision the published checkpoint is in (gpt-oss: mxfp4)
 
     @property
     def embedding_params(self) -> int:

@@ -39,6 +39,7 @@ def _requirement_spec(workload: str) -> dict[str, Field]:
 
 SPEC: dict[str, Field] = {
     "deployment": Field("map", spec={"workstation_workloads": Field("list", item=Field("str", choices=_WORKLOAD_IDS)),
+                                     "workstation_workloads_below_usd": Field("map", spec=_VALUE),
                                      "workstation_below_usd": Field("map", spec=_VALUE)}),
     "requirements": Field("map", spec={w: Field("map", spec=_requirement_spec(w)) for w in WORKLOADS}),
     "auto_precisions": Field("map", spec={w: Field("list", item=Field("str")) for w in WORKLOADS}),
@@ -76,6 +77,10 @@ class Policy:
     @property
     def workstation_workloads(self) -> tuple[str, ...]:
         return tuple(self.raw["deployment"]["workstation_workloads"])
+
+    @property
+    def workstation_workloads_below_usd(self) -> float:
+        return float(self.raw["deployment"]["workstation_workloads_below_usd"]["value"])
 
     @property
     def workstation_below_usd(self) -> float:

@@ -53,7 +53,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "id": req.model.id, "family": req.model.family, "params_b": req.model.params / 1e9,
             "layers": req.model.layers, "kv_heads": req.model.kv_heads,
             "attention_heads": req.model.attention_heads, "max_context": req.model.max_context,
-            "moe": bool(req.model.experts),
+            "moe": bool(req.model.experts), "released_precision": req.model.released_precision,
         }),
         "engine": est.engine,
         "parallelism": est.parallelism,

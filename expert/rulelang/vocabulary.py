@@ -24,7 +24,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "precision.needs_fp8": bool, "precision.trainable": bool, "precision.gguf": bool, "precision.vllm": bool,
     "precision.tier": int,
     "model.id": str, "model.family": str, "model.params_b": float, "model.layers": int, "model.kv_heads": int,
-    "model.attention_heads": int, "model.max_context": int, "model.moe": bool,
+    "model.attention_heads": int, "model.max_context": int, "model.moe": bool, "model.released_precision": str,
     "engine": str, "parallelism": str,
     "memory.weights_gib": float, "memory.kv_cache_gib": float, "memory.activations_gib": float,
     "memory.training_state_gib": float, "memory.total_gib": float, "memory.per_gpu_gib": float,
