@@ -2,7 +2,9 @@
 
 Reports medians over repeated runs:
 - cold `expert advise --budget 20000 --model 13b` as a subprocess, and its ratio to the bare import of
-  the dependencies (`import click, yaml, jinja2, durable.lang`) measured in the same run;
+  the dependencies (`import click, yaml, jinja2, durable.lang`) measured alternately in the same run: as the
+  environment runs it, and with bytecode written and read (an installed package's case; an environment with
+  PYTHONDONTWRITEBYTECODE=1 otherwise compiles the package from source on every run);
 - in-process time per request split into estimator / engine / ranking / rendering, and the engine's
   time per candidate fact;
 - sweep throughput (requests/s) over 1,000 and 10,000 generated requests with 1 and 2 processes;
@@ -50,13 +52,33 @@ def _expert_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "expert.cli"]
 
 
-def _wall(cmd: list[str], repeat: int) -> float:
-    times = []
+DEPS_CMD = [sys.executable, "-c", "import click, yaml, jinja2, durable.lang"]
+
+
+def _once(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+    return time.perf_counter() - t
+
+
+def cold_start(cmd: list[str], repeat: int, bytecode_dir: str | None = None) -> tuple[float, float]:
+    """Medians of (bare dependency import, cold `cmd`), run alternately so that a busy machine slows both alike.
+
+    The command imports this tree's package. With `bytecode_dir`, Python writes and reads bytecode there
+    (PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE unset), as an installed package has it; without, the
+    environment decides (with PYTHONDONTWRITEBYTECODE=1 every run compiles the package from source, while
+    the dependencies' bytecode came with their install). One warm-up run each fills the caches."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if bytecode_dir:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = bytecode_dir
+    _once(DEPS_CMD, env)
+    _once(cmd, env)
+    deps, cold = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        deps.append(_once(DEPS_CMD, env))
+        cold.append(_once(cmd, env))
+    return statistics.median(deps), statistics.median(cold)
 
 
 def generated_requests(n: int, seed: int = 7) -> list[dict]:
@@ -187,11 +209,18 @@ def main(argv: list[str]) -> int:
     rev = argv[argv.index("--baseline") + 1] if "--baseline" in argv else BASELINE_REV
     repeat = 3 if quick else 7
     cmd = _expert_cmd() + ["advise", "--budget", "20000", "--model", "13b"]
-    deps = _wall([sys.executable, "-c", "import click, yaml, jinja2, durable.lang"], repeat)
-    cold = _wall(cmd, repeat)
+    import tempfile
+
+    deps, cold = cold_start(cmd, repeat)
     print(f"cold `expert advise --budget 20000 --model 13b`: {cold * 1000:.0f} ms (median of {repeat})")
     print(f"bare dependency import:                         {deps * 1000:.0f} ms")
-    print(f"ratio:                                          {cold / deps:.2f}x  (target <= 4x)")
+    print(f"ratio:                                          {cold / deps:.2f}x  (target <= 2.5x)")
+    with tempfile.TemporaryDirectory(prefix="speed-pycache-") as pyc:
+        deps_bc, cold_bc = cold_start(cmd, repeat, pyc)
+    note = ("; PYTHONDONTWRITEBYTECODE is set here, so the lines above compile the package from source"
+            if os.environ.get("PYTHONDONTWRITEBYTECODE") else "")
+    print(f"  with bytecode (as installed{note}):")
+    print(f"  cold {cold_bc * 1000:.0f} ms, bare import {deps_bc * 1000:.0f} ms, ratio {cold_bc / deps_bc:.2f}x")
     p = in_process(repeat * 3)
     total = p["estimator"] + p["engine"] + p["ranking"] + p["rendering"]
     print(f"\nin-process per request ({p['facts']:.0f} candidate facts): {total * 1000:.1f} ms")
@@ -200,8 +229,6 @@ def main(argv: list[str]) -> int:
     print(f"  engine per candidate fact: {p['engine'] / p['facts'] * 1000:.3f} ms  (target <= 0.1 ms)")
     sizes = [200] if quick else [1000, 10000]
     print()
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="speed-baseline-") as tmp:
         base = baseline_tree(rev, Path(tmp) / "tree")
         try:

@@ -227,3 +227,64 @@ def test_template_code_planted_in_another_users_cache_never_runs(fresh_cache, tm
     assert r.code == 0 and "<html" in r.out.lower()
     assert not marker.exists()
     assert len(r.err.strip().splitlines()) == 1 and "running uncached" in r.err
+
+
+# ------------------------------------------------------------------ a warm start: no YAML, no Jinja compiling
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+_WARM_PROBE = """
+import contextlib, io, json, sys
+from expert.cli import cli
+imported = {m: m in sys.modules for m in ("yaml", "jinja2")}
+from expert.rulelang import load
+env, compiled = load.sandbox(), []
+compile_ = env.compile
+env.compile = lambda source, *a, **k: compiled.append(source) or compile_(source, *a, **k)
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    cli.main(["advise", "--budget", "20000", "--model", "13b", "--verbose"], standalone_mode=False)
+print(json.dumps({"at_import": imported, "yaml": "yaml" in sys.modules, "compiled": len(compiled),
+                  "out": out.getvalue()}))
+"""
+
+
+def _probe(xdg):
+    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
+    env.pop("GPU_EXPERT_NO_CACHE", None)
+    res = subprocess.run([sys.executable, "-c", _WARM_PROBE], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_a_warm_advise_parses_no_yaml_and_compiles_no_because_template(tmp_path):
+    # Cold cache (the control): the data is parsed and validated, every `because` template compiled.
+    first = _probe(tmp_path)
+    assert first["yaml"] and first["compiled"] > 0
+    # Warm: catalog, rules and policy come from the validated cache, the templates' code from its bundle;
+    # the advice is the same text. Importing the CLI loads neither PyYAML nor Jinja.
+    second = _probe(tmp_path)
+    assert second["at_import"] == {"yaml": False, "jinja2": False}
+    assert not second["yaml"], "a warm advise imported PyYAML"
+    assert second["compiled"] == 0, "a warm advise compiled `because` templates"
+    assert second["out"] == first["out"]
+
+
+@needs_root
+def test_because_code_planted_in_another_users_cache_never_runs(tmp_path):
+    import marshal
+
+    _probe(tmp_path)
+    (entry,) = (tmp_path / "gpu-expert" / "data").glob("*.because")
+    marker = tmp_path / "pwned"
+    codes = marshal.loads(entry.read_bytes().partition(b"\n")[2])
+    _reseal(entry, marshal.dumps({src: _evil_code(marker) for src in codes}))
+    with pytest.raises(AssertionError):  # the control: in our own cache, well-formed code is trusted, and runs
+        _probe(tmp_path)
+    assert marker.exists()
+    marker.unlink()
+    _chown_tree(tmp_path / "gpu-expert", OTHER_UID)
+    assert _probe(tmp_path)["compiled"] > 0  # refused: compiled afresh
+    assert not marker.exists()

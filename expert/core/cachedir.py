@@ -14,7 +14,6 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 NO_CACHE_ENV = "GPU_EXPERT_NO_CACHE"
@@ -136,6 +135,8 @@ def write_entry(directory: Path, name: str, payload: bytes) -> None:
     """Write atomically (a new 0600 file renamed over the old: a planted link is replaced, never followed)."""
     if len(payload) > MAX_ENTRY_BYTES:
         return
+    import tempfile  # only a cache miss writes: kept off the start-up of a warm run
+
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")

@@ -18,7 +18,7 @@ from .errors import RuleError
 from .paths import data_dir
 from .schema import Field, basis_field, validate
 from .workloads import WORKLOADS
-from .yamlio import load_yaml_file, plain
+from .yamlio import load_yaml_bytes, plain, read_data_file
 
 POLICY_FILE = "policy.yaml"
 _BASIS = basis_field()
@@ -157,12 +157,64 @@ def parse_policy(doc: Any, file: str) -> Policy:
     return Policy(raw, "", file)
 
 
+# The code that parses and validates the policy: a change to any of it invalidates the cached parse.
+_CODE = ("policy.py", "schema.py", "yamlio.py", "workloads.py", "cachedir.py")
+
+
+def _cache_key(data: bytes) -> str | None:
+    h = hashlib.sha256(b"policy\0")
+    here = Path(__file__).resolve().parent
+    try:
+        for name in _CODE:
+            h.update((here / name).read_bytes() + b"\0")
+    except OSError:
+        return None
+    return h.hexdigest() + "-" + hashlib.sha256(data).hexdigest()
+
+
+def _cached_raw(key: str) -> dict[str, Any] | None:
+    """The validated policy of a file with these bytes, as a previous process stored it (core/cachedir.py
+    checks the directory and the entry); None to parse and validate it here."""
+    from .cachedir import cache_subdir, read_entry
+
+    base = cache_subdir("data")
+    payload = None if base is None else read_entry(base, f"policy-{key}.json")
+    if payload is None:
+        return None
+    import json
+
+    try:
+        raw = json.loads(payload)
+    except ValueError:
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _store_raw(key: str, raw: dict[str, Any]) -> None:
+    import json
+
+    from .cachedir import cache_subdir, write_entry
+
+    payload = json.dumps(raw)
+    if json.loads(payload) != raw:  # only what JSON gives back unchanged (str keys, no NaN) is cached
+        return
+    base = cache_subdir("data")
+    if base is not None:
+        write_entry(base, f"policy-{key}.json", payload.encode())
+
+
 @lru_cache(maxsize=8)
 def _load(path: str, mtime_ns: int, size: int) -> Policy:  # mtime and size: a changed file reloads
-    p = Path(path)
-    data = p.read_bytes()
-    pol = parse_policy(load_yaml_file(p, f"rules/{POLICY_FILE}"), f"rules/{POLICY_FILE}")
-    return Policy(pol.raw, hashlib.sha256(data).hexdigest()[:16], pol.file)
+    name = f"rules/{POLICY_FILE}"
+    data = read_data_file(Path(path), name)
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    key = _cache_key(data)
+    raw = _cached_raw(key) if key else None
+    if raw is None:
+        raw = parse_policy(load_yaml_bytes(data, name), name).raw
+        if key:
+            _store_raw(key, raw)
+    return Policy(raw, digest, name)
 
 
 def load_policy(rules_dir: Path | None = None) -> Policy:

@@ -9,14 +9,19 @@ MAX_DEPTH levels of nesting.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import stat
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .errors import ExpertError
+
+if TYPE_CHECKING:
+    import yaml
+
+# PyYAML is imported on the first parse, not with this module: a process whose data and policy come from the
+# validated cache (store/cache.py, core/policy.py) never parses YAML, and `import yaml` costs 10-20 ms.
 
 
 class LineDict(dict):
@@ -33,45 +38,53 @@ class LineList(list):
     line: int = 0
 
 
-# libyaml's C parser when present (several times faster); the constructors below stay the safe ones.
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _loader() -> type:
+    """The safe loader class, built on first use: libyaml's C parser when present (several times faster);
+    the constructors below stay the safe ones."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+    return _Loader
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
-    pass
+def _construct_error(problem: str, node: yaml.Node) -> Exception:
+    from yaml.constructor import ConstructorError
+
+    return ConstructorError(None, None, problem, node.start_mark)
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
     result = LineDict()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, (list, dict)):
-            raise yaml.constructor.ConstructorError(None, None, "unhashable key", key_node.start_mark)
+            raise _construct_error("unhashable key", key_node)
         if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise _construct_error(f"duplicate key {key!r}", key_node)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[str(key)] = key_node.start_mark.line + 1
     return result
 
 
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     return result
 
 
-def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> str:
+def _construct_timestamp(loader: Any, node: yaml.ScalarNode) -> str:
     # Dates stay strings: facts compare and print them verbatim.
     return loader.construct_scalar(node)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 # The largest data file (tests/validation/measurements.yaml) is ~0.4 MiB.
@@ -113,6 +126,8 @@ def read_data_file(path: Path, display: str | None = None, limit: int = MAX_DATA
 
 def _check_tree(root: yaml.Node, name: str) -> None:
     """Refuse aliases (a node reached twice) and deep nesting before anything is constructed."""
+    import yaml
+
     seen: set[int] = set()
     stack: list[tuple[yaml.Node, int]] = [(root, 1)]
     while stack:
@@ -133,8 +148,10 @@ def _check_tree(root: yaml.Node, name: str) -> None:
 
 def load_yaml_text(text: str, name: str) -> Any:
     """Parse YAML text with the safe loader; a syntax error names the file and line."""
+    import yaml
+
     try:
-        loader = _Loader(text)
+        loader = _loader()(text)
         try:
             node = loader.get_single_node()
             if node is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -115,6 +116,55 @@ def sandbox():
     return env
 
 
+# Compiled `because` templates of this process, by source. A warm process takes them from the per-user
+# cache (store/cache.py registers a bundle per rule set, read on the first render) instead of parsing
+# and compiling every template again; the code is what `from_string` would compile, byte for byte.
+_CODE: dict[str, Any] = {}
+_MAX_CODE = 4096  # distinct sources kept (fuzzing `rules check` compiles many once)
+_BUNDLES: list[Callable[[], dict[str, Any]]] = []
+
+
+def add_compiled_bundle(loader: Callable[[], dict[str, Any]]) -> None:
+    """Register a source -> code mapping, fetched (once) when a template is first needed."""
+    _BUNDLES.append(loader)
+
+
+def because_code(source: str) -> Any:
+    """The code object `sandbox().from_string(source)` would compile."""
+    while _BUNDLES:
+        loader = _BUNDLES.pop()
+        try:
+            bundle = loader()
+        except Exception:  # noqa: BLE001 - a cache only saves time: compile instead
+            continue
+        for src, code in bundle.items():
+            _CODE.setdefault(src, code)
+    code = _CODE.get(source)
+    if code is None:
+        code = sandbox().compile(source)
+        if len(_CODE) < _MAX_CODE:
+            _CODE[source] = code
+    return code
+
+
+def because_signature() -> str:
+    """Everything besides the source that shapes a `because` template's compiled code: Python's and Jinja's
+    versions, the sandbox's settings and this module (its filters are checked at compile time)."""
+    import importlib.util
+
+    import jinja2
+    from jinja2.bccache import bc_magic
+
+    env = sandbox()
+    return repr((jinja2.__version__, bc_magic, importlib.util.MAGIC_NUMBER, type(env).__mro__[1].__name__,
+                 env.sandboxed, sorted(env.intercepted_binops), sorted(env.intercepted_unops), env.autoescape,
+                 env.undefined.__name__, env.trim_blocks, env.lstrip_blocks, env.keep_trailing_newline,
+                 env.newline_sequence, env.optimized, env.block_start_string, env.variable_start_string,
+                 env.comment_start_string, env.line_statement_prefix, env.line_comment_prefix,
+                 sorted(env.extensions), sorted(env.filters), sorted(env.tests),
+                 hashlib.sha256(Path(__file__).read_bytes()).hexdigest()))
+
+
 def check_because_syntax(source: str) -> str | None:
     """Why a `because` template is not allowed (size, syntax, constructs), or None."""
     from jinja2 import TemplateSyntaxError, nodes
@@ -161,7 +211,8 @@ class Rule:
 
     @cached_property
     def template(self):
-        return sandbox().from_string(self.because)
+        env = sandbox()
+        return env.template_class.from_code(env, because_code(self.because), env.make_globals(None), None)
 
     @cached_property
     def paths(self) -> list[str]:

@@ -12,6 +12,7 @@ from ..core.errors import RuleError
 from ..core.paths import data_dir
 from ..core.policy import load_policy
 from ..rulelang import RuleSet, check_sources, load_rules
+from ..rulelang.load import add_compiled_bundle
 from . import cache
 
 _CACHE: dict[tuple[str, str], tuple[Catalog, RuleSet]] = {}
@@ -38,5 +39,8 @@ def load_all(facts_dir: Path | None = None, rules_dir: Path | None = None) -> tu
                 raise RuleError(problems[0])
             if file_key:
                 cache.write(file_key, *loaded)
+                cache.because_bundle(loaded[1])()  # loading compiled every `because`: store their code too
+        else:
+            add_compiled_bundle(cache.because_bundle(loaded[1]))  # read when a template is first rendered
         _CACHE[key] = loaded
     return _CACHE[key]

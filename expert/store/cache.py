@@ -3,9 +3,11 @@
 Parsing the YAML and validating it is most of a cold start. Once a set of facts/ and rules/ files
 (and the code that reads them) has loaded cleanly, its validated content is stored as plain JSON in
 $XDG_CACHE_HOME/gpu-expert/data/<sha256>.json; the next process with identical files skips both.
-JSON, not pickle: reading the cache can never run code. The directory and every entry pass the checks of
-core/cachedir.py (ours, writable by nobody else, no links, content hash) before use; any problem reading
-falls back to a full load. Set GPU_EXPERT_NO_CACHE=1 to bypass it.
+JSON, not pickle: reading the catalog can never run code. The rules' compiled `because` templates are kept
+beside it as marshal data (<sha256>.because: code objects, as Jinja's own bytecode cache keeps them), keyed
+by the templates' sources and everything that shapes their code. The directory and every entry pass the
+checks of core/cachedir.py (ours, writable by nobody else, no links, content hash) before use; any problem
+reading falls back to a full load (or a fresh compile). Set GPU_EXPERT_NO_CACHE=1 to bypass it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +67,10 @@ def _to_plain(obj: Any) -> Any:
 
 @functools.cache
 def _tuple_fields(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
-    hints = typing.get_type_hints(cls)
-    names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
-    return names, frozenset(n for n in names if str(hints[n]).startswith("tuple"))
+    # The annotation as written (these modules use `from __future__ import annotations`): evaluating every
+    # class's hints with typing.get_type_hints would cost more than the restore itself.
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    return tuple(f.name for f in fields), frozenset(f.name for f in fields if str(f.type).startswith("tuple"))
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
@@ -123,3 +126,45 @@ def write(key: str, cat: Catalog, rules: RuleSet) -> None:
     if base is None:
         return
     write_entry(base, f"{key}.json", json.dumps(dump(cat, rules)).encode())
+
+
+def because_bundle(rules: RuleSet) -> Callable[[], dict[str, Any]]:
+    """A loader of the compiled `because` templates of `rules` (for rulelang.load.add_compiled_bundle): read
+    from the cache, or compiled here (all of them, once) and stored for the next process."""
+
+    def load() -> dict[str, Any]:
+        import marshal
+        import types
+
+        from ..rulelang.load import because_code, because_signature
+
+        base = cache_dir()
+        if base is None:
+            return {}  # uncached: each template is compiled when it is first rendered
+        sources = sorted({r.because for r in rules.rules})
+        try:
+            h = hashlib.sha256(because_signature().encode())
+        except OSError:  # the package's source cannot be read (a zip import): compile each on first use
+            return {}
+        for src in sources:
+            h.update(b"\0" + src.encode())
+        name = f"{h.hexdigest()}.because"
+        payload = read_entry(base, name)
+        if payload is not None:
+            try:
+                codes = marshal.loads(payload)
+            except (EOFError, ValueError, TypeError):
+                codes = None
+            if (isinstance(codes, dict) and sorted(codes) == sources
+                    and all(isinstance(c, types.CodeType) for c in codes.values())):
+                return codes
+        codes = {}
+        for src in sources:
+            try:
+                codes[src] = because_code(src)
+            except Exception:  # noqa: BLE001 - a template that does not compile is reported when it renders
+                return codes
+        write_entry(base, name, marshal.dumps(codes))
+        return codes
+
+    return load
