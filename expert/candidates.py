@@ -218,7 +218,10 @@ def gpu_price(cat: Catalog, gpu: Gpu, currency: str) -> tuple[float, str]:
 
 
 def counts_for(g: Gpu, req: Request, policy: Policy, price: float | None = None) -> tuple[int, ...]:
-    if WORKLOADS[req.workload].multi_node and g.nvlink_max_gpus >= 8 and g.segment == "datacenter":
+    # Clusters of nodes are built from parts with an 8-way (or larger) scale-up fabric: NVLink, Infinity
+    # Fabric, Ascend HCCS.
+    fabric = g.link_kind not in ("pcie", "none") and g.link_max_gpus >= 8
+    if WORKLOADS[req.workload].multi_node and fabric and g.segment == "datacenter":
         out = list(g.counts)
         for c in policy.cluster_counts:
             if c <= max(g.counts):

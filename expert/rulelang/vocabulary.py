@@ -14,7 +14,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "gpu.nvlink_gbs": float, "gpu.nvlink_max_gpus": int, "gpu.p2p": bool, "gpu.ecc": bool, "gpu.slots": int,
     "gpu.form_factor": str, "gpu.cooling": str, "gpu.vllm": bool, "gpu.tensorrt_llm": bool,
     "gpu.llama_cpp": bool, "gpu.export_restricted_china": bool, "gpu.price_condition": str,
-    "gpu.launch_year": int, "gpu.china_only": bool, "build.slots_needed": int, "build.stack_allowed": bool,
+    "gpu.launch_year": int, "gpu.china_only": bool, "gpu.availability": str, "gpu.availability_date": str, "build.slots_needed": int, "build.stack_allowed": bool,
     "build.host_memory_gib": float,
     "count": int, "system.gpus": int, "system.replicas": int, "system.nodes": int,
     "serving.meets": bool, "serving.users_per_replica": int, "serving.per_user_tps": float, "serving.ttft_s": float,
