@@ -29,6 +29,7 @@ Run: python benchmarks/speed.py [--quick] [--baseline REV] [--equivalence]
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import resource
@@ -127,12 +128,11 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
     # Contiguous chunks: a budget ladder stays in one process, as a user's own sweep would.
     size = -(-len(reqs) // procs)
     chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]
+    # Fresh spawned workers for every measurement: a forked worker would inherit the estimates and verdict
+    # classes an earlier sweep left in this process, and answer from them.
     t = time.perf_counter()
-    if procs == 1:
-        results = [_sweep_chunk(reqs)]
-    else:
-        with ProcessPoolExecutor(procs) as pool:
-            results = list(pool.map(_sweep_chunk, chunks))
+    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_sweep_chunk, chunks))
     dt = time.perf_counter() - t
     done = sum(r[0] for r in results)
     return done / dt, max(r[1] for r in results), max(r[2] for r in results)

@@ -19,7 +19,9 @@ from .config import Config
 
 T = TypeVar("T")
 NO_MEMO_ENV = "GPU_EXPERT_NO_MEMO"
-LIMIT = 200_000  # entries per table; a full sweep's distinct configurations stay far below (RSS stays flat)
+# Entries per table before it is cleared: bounds the memory a long sweep holds (an Estimate with its notes and
+# plan is a few kB; a Serving a few hundred bytes).
+LIMITS = {"estimates": 5_000, "serving": 50_000, "plans": 2_000}
 
 
 def memo_disabled() -> bool:
@@ -38,8 +40,9 @@ def refresh() -> None:
 class Memo:
     """One table of memoised results (estimate, serve, ...)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self._d: dict[tuple, tuple] = {}
+        self.limit = limit
 
     def __len__(self) -> int:
         return len(self._d)
@@ -57,15 +60,15 @@ class Memo:
                 and hit[3] is cfg.precision):
             return hit[4]
         value = compute()
-        if len(self._d) >= LIMIT:
+        if len(self._d) >= self.limit:
             self._d.clear()
         self._d[key] = (cat, cfg.model, cfg.gpu, cfg.precision, value)
         return value
 
 
-ESTIMATES = Memo()
-SERVING = Memo()
-PLANS = Memo()  # the training-plan search (plan.choose), independent of prices and electricity
+ESTIMATES = Memo(LIMITS["estimates"])
+SERVING = Memo(LIMITS["serving"])
+PLANS = Memo(LIMITS["plans"])  # the training-plan search (plan.choose), independent of prices and electricity
 
 
 def clear_all() -> None:

@@ -547,12 +547,13 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         raise ValueError(f"plan_training: {cfg.workload} does not train")
     if global_batch_tokens is None and constraint is None:
         # The search depends on neither prices nor electricity: one per model x GPU x count x precision x
-        # workload x context x batch for a whole sweep (memo.py). The chosen plan is copied before it is
-        # given tokens, goodput and notes.
+        # workload x context x batch for a whole sweep (memo.py), kept small (the chosen plan, the summary of
+        # the others and the runner-up layout, not every plan evaluated). The chosen plan is copied before it
+        # is given tokens, goodput and notes.
         key_cfg = replace(cfg, electricity_per_kwh=0.0, currency="", pue=1.0, engine=None, kv_cache=None)
-        best, allp = PLANS.get(cat, key_cfg, ("choose",), lambda: choose(cat, key_cfg))
+        best, considered, alt = PLANS.get(cat, key_cfg, ("choose",), lambda: _search(cat, key_cfg, None, None))
     else:
-        best, allp = choose(cat, cfg, global_batch_tokens, constraint)
+        best, considered, alt = _search(cat, cfg, global_batch_tokens, constraint)
     p = replace(best, notes=list(best.notes), cost=dict(best.cost))
     p.goodput = goodput(cat, cfg.count)
     if tokens:
@@ -566,20 +567,27 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         if cfg.gpu.rent_usd_per_hour:
             p.cost["rent_usd"] = p.gpu_hours * cfg.gpu.rent_usd_per_hour
         p.cost["buy_usd"] = cfg.gpu.price_usd * cfg.count
-    p.considered = _considered(allp, best)
-    p.notes = _why(cat, cfg, p) + [_layout_reason(cat, cfg, allp, p)] + p.notes
+    p.considered = considered
+    p.notes = _why(cat, cfg, p) + [_layout_reason(cat, cfg, alt, p)] + p.notes
     p.launch = _launch(cat, cfg, p)
     return p
 
 
-def _layout_reason(cat: Catalog, cfg: Config, allp: list[Plan], best: Plan) -> str:
+def _search(cat: Catalog, cfg: Config, global_tokens: float | None,
+            constraint: dict[str, Any] | None) -> tuple[Plan, list[dict[str, Any]], Plan | None]:
+    """The chosen plan, the best of each strategy family (to say why it won) and the fastest fitting plan
+    with another layout."""
+    best, allp = choose(cat, cfg, global_tokens, constraint)
+    alt = next((q for q in allp if q.fits and q.layout.label() != best.layout.label()), None)
+    return best, _considered(allp, best), alt
+
+
+def _layout_reason(cat: Catalog, cfg: Config, alt: Plan | None, best: Plan) -> str:
     """Why this layout: the scale-up domains the GPUs span, and the fastest fitting plan with another layout."""
-    lo = best.layout
     domain = scale_up_gpus(cat, cfg.gpu)
     nodes = max(1, -(-cfg.count // domain))
     where = (f"{cfg.count} GPUs in one {best.links.get('data') or best.links.get('tensor') or 'local'} domain"
              if nodes == 1 else f"{cfg.count} GPUs span {nodes} nodes of {min(domain, cfg.count)}")
-    alt = next((q for q in allp if q.fits and q.layout.label() != lo.label()), None)
     if alt is None:
         return f"layout: {where}; no other layout fits"
     slower = best.tokens_per_s / alt.tokens_per_s - 1 if alt.tokens_per_s else float("inf")
