@@ -168,6 +168,17 @@ class Candidate:
         return _train_days(self.request, self.estimate)
 
     @property
+    def train_days_slow(self) -> float:
+        """Days at the low end of the training-speed range (validation residuals per kind and GPU family,
+        estimate/ranges): what the schedule is if the run goes as the slowest comparable published runs did."""
+        days = self.train_days
+        rng = self.estimate.ranges.get("train_tokens_per_s") or {}
+        low, mid = rng.get("low"), rng.get("expected")
+        if not days or days >= NEVER or not low or not mid:
+            return days
+        return days * mid / low
+
+    @property
     def energy_per_million_tokens(self) -> float:
         """Electricity per million tokens at the load sized for (not at batch 1)."""
         if WORKLOADS[self.request.workload].trains:

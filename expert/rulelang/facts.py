@@ -71,7 +71,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
         "perf": {
             "decode_tps": decode, "prefill_tps": c.prefill_tps, "train_tps": c.train_tps,
             "decode_tps_per_seq": decode / req.batch if decode else 0.0,
-            "train_days": c.train_days, "link": c.link.kind,
+            "train_days": c.train_days, "train_days_slow": c.train_days_slow, "link": c.link.kind,
             "capacity_batch": sz.users_per_replica * sz.replicas, "capacity_tps": sz.total_tps,
         },
         "power": {

@@ -33,7 +33,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "memory.fits": bool, "memory.kv_fraction": float,
     "fit.min_count": int, "fit.lightest_precision": str, "fit.any_count_fits": bool,
     "perf.decode_tps": float, "perf.prefill_tps": float, "perf.train_tps": float,
-    "perf.decode_tps_per_seq": float, "perf.train_days": float, "perf.link": str,
+    "perf.decode_tps_per_seq": float, "perf.train_days": float, "perf.train_days_slow": float, "perf.link": str,
     "perf.capacity_batch": int, "perf.capacity_tps": float,
     "power.watts": float, "power.total_board_w": float, "power.energy_cost_per_year": float,
     "power.per_million_tokens": float, "power.per_million_tokens_usd": float,
