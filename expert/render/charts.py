@@ -151,29 +151,17 @@ def _money(v: float) -> str:
     return f"{v:,.0f}"
 
 
-def _memory(data: dict[str, Any]):
-    """Per-GPU memory of each option: weights, KV cache, activations, the rest, and the headroom left."""
-    opts = data["options"]
-    fig, ax = _figure(0.9 + 0.45 * max(len(opts), 1))
-    if not opts:
-        ax.text(0.5, 0.5, "no option to chart", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
-    labels = [_short(o["label"]) for o in opts]
-    parts = [("weights", "weights"), ("kv_cache", "KV cache"), ("activations", "activations"),
-             ("other", "gradients, optimizer, overhead"), ("headroom", "headroom")]
+def _empty(fig: Any, ax: Any) -> Any:
+    ax.text(0.5, 0.5, "no option to chart", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    return fig
+
+
+def _stacked(ax: Any, opts: list[dict[str, Any]], labels: list[str],
+             series: list[tuple[str, str, list[float]]]) -> None:
+    """Horizontal stacked bars, one row per option (the pick's label in bold), top row first."""
     left = [0.0] * len(opts)
-    for key, name in parts:
-        widths = []
-        for o in opts:
-            m = o["memory"]
-            share = m["per_gpu"] / m["total"] if m["total"] else 0.0
-            if key == "headroom":
-                widths.append(max(m["headroom_per_gpu"], 0.0))
-            elif key == "other":
-                widths.append((m["gradients"] + m["optimizer"] + m["overhead"]) * share)
-            else:
-                widths.append(m[key] * share)
+    for key, name, widths in series:
         ax.barh(range(len(opts)), widths, left=left, color=COLOURS[key], label=name, height=0.6,
                 edgecolor="#FFFFFF", linewidth=0.5)
         left = [a + b for a, b in zip(left, widths, strict=True)]
@@ -182,6 +170,28 @@ def _memory(data: dict[str, Any]):
         if o["pick"]:
             ax.get_yticklabels()[i].set_fontweight("bold")
     ax.invert_yaxis()
+
+
+def _memory(data: dict[str, Any]):
+    """Per-GPU memory of each option: weights, KV cache, activations, the rest, and the headroom left."""
+    opts = data["options"]
+    fig, ax = _figure(0.9 + 0.45 * max(len(opts), 1))
+    if not opts:
+        return _empty(fig, ax)
+    labels = [_short(o["label"]) for o in opts]
+    parts = [("weights", "weights"), ("kv_cache", "KV cache"), ("activations", "activations"),
+             ("other", "gradients, optimizer, overhead"), ("headroom", "headroom")]
+
+    def width(o: dict[str, Any], key: str) -> float:
+        m = o["memory"]
+        share = m["per_gpu"] / m["total"] if m["total"] else 0.0
+        if key == "headroom":
+            return max(m["headroom_per_gpu"], 0.0)
+        if key == "other":
+            return (m["gradients"] + m["optimizer"] + m["overhead"]) * share
+        return m[key] * share
+
+    _stacked(ax, opts, labels, [(key, name, [width(o, key) for o in opts]) for key, name in parts])
     ax.set_xlabel("GiB per GPU")
     ax.grid(axis="y", visible=False)
     fig.legend(loc="outside lower center", ncols=5, fontsize=8)
@@ -240,9 +250,7 @@ def _buy_rent(data: dict[str, Any]):
     fig, ax = _figure(3.6)
     opts = data["options"]
     if not opts:
-        ax.text(0.5, 0.5, "no option to chart", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
+        return _empty(fig, ax)
     months = [i * years * 12 / 48 for i in range(49)]
     rentable = False
     for colour, o in zip(LINE_COLOURS, opts, strict=False):
@@ -299,24 +307,12 @@ def _cost(data: dict[str, Any]):
     opts, years, cur = data["options"], data["years"], data["currency"]
     fig, ax = _figure(0.9 + 0.45 * max(len(opts), 1))
     if not opts:
-        ax.text(0.5, 0.5, "no option to chart", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
+        return _empty(fig, ax)
     labels = [_short(o["label"]) for o in opts]
     items = [("gpus", "GPUs", lambda o: o["gpu_capex"]), ("platform", "platform", lambda o: o["platform_capex"]),
              ("energy", f"energy ({years:g} years)", lambda o: o["energy_per_year"] * years),
              ("hosting", f"hosting ({years:g} years)", lambda o: o["hosting_per_year"] * years)]
-    left = [0.0] * len(opts)
-    for key, name, value in items:
-        widths = [value(o) for o in opts]
-        ax.barh(range(len(opts)), widths, left=left, color=COLOURS[key], label=name, height=0.6,
-                edgecolor="#FFFFFF", linewidth=0.5)
-        left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.set_yticks(range(len(opts)), labels)
-    for i, o in enumerate(opts):
-        if o["pick"]:
-            ax.get_yticklabels()[i].set_fontweight("bold")
-    ax.invert_yaxis()
+    _stacked(ax, opts, labels, [(key, name, [value(o) for o in opts]) for key, name, value in items])
     ax.set_xlabel(f"cost of ownership over {years:g} years ({cur})")
     ax.xaxis.set_major_formatter(_money_formatter())
     ax.grid(axis="y", visible=False)

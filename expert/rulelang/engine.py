@@ -109,6 +109,14 @@ def _interval(v: Any, lits: tuple, litset: frozenset) -> Any:
     return (bisect.bisect_left(lits, v), v in litset)
 
 
+def _checked_class(class_of, fact: dict[str, Any], lookups: list[tuple[str, tuple[str, ...]]]) -> tuple:
+    try:
+        return class_of(fact)
+    except _NotFinite:
+        _flatten(fact, lookups)  # raises, naming the fact and the field
+        raise
+
+
 def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys: list[str],
                     by_key: dict[str, str]):
     """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection)."""
@@ -284,29 +292,17 @@ class RuleEngine:
             # asserted once (one representative projection) and its firings go to every member.
             groups: dict[tuple, list[int]] = {}
             reps: dict[tuple, Any] = {}
-            if fresh:
-                for f in flat:
-                    proj = tuple(f[k] for k in keys)
-                    members = groups.get(proj)
-                    if members is None:
-                        groups[proj] = [f["id"]]
-                        reps[proj] = proj
-                    else:
-                        members.append(f["id"])
-            else:
-                class_of = compiled.class_of[factor]
-                for f in facts:
-                    try:
-                        ck = class_of(f)
-                    except _NotFinite:
-                        _flatten(f, compiled.lookups)  # raises, naming the fact and the field
-                        raise
-                    members = groups.get(ck)
-                    if members is None:
-                        groups[ck] = [f["id"]]
-                        reps[ck] = f
-                    else:
-                        members.append(f["id"])
+            class_of = compiled.class_of[factor]
+            for f in flat if fresh else facts:
+                # Fresh: the exact projection is the class and its own representative; otherwise the class
+                # key, with the nested fact as representative (flattened only if the engine is asked).
+                ck = tuple(f[k] for k in keys) if fresh else _checked_class(class_of, f, compiled.lookups)
+                members = groups.get(ck)
+                if members is None:
+                    groups[ck] = [f["id"]]
+                    reps[ck] = ck if fresh else f
+                else:
+                    members.append(f["id"])
             ask = list(groups) if fresh else [ck for ck in groups if ck not in known]
             if ask:
                 projections = [reps[ck] for ck in ask] if fresh else [
