@@ -106,6 +106,8 @@ def test_compare_prints_the_reports_numbers_side_by_side():
     assert {k: first["decision"][k] for k in same} == {k: doc["decision"][k] for k in same}
     assert first["cost_per_million_tokens"] == rec["cost_per_million_tokens"]
     assert first["memory_per_gpu_gib"] == rec["estimate"]["memory_gib"]["per_gpu"]
+    # The score is the report's (relative to the report's cheapest system of that quality), not the column's.
+    assert first["score"] == rec["score"]
     assert not second["feasible"] and "power_cost/over-budget" in {v["rule"] for v in second["rejected_by"]}
     text = run_cli("compare", spec, "2xrtx-4090@int4", "--budget", "20000", "--model", "13b").out
     assert f"{rec['capex']:,.0f}" in text.split("capex USD", 1)[1].splitlines()[0]

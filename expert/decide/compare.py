@@ -8,6 +8,7 @@ platform, what it delivers at the requirement, the unit cost, memory per GPU and
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -46,8 +47,27 @@ def _decision(adv: Any, r: Any) -> dict[str, Any]:
     return d
 
 
+def _score(r: Any, floor: dict[tuple[int, int], float], decodes: bool, own: float) -> float:
+    """The score `advise` shows: 100 x (lowest TCO of a feasible system of this quality / this TCO) x the rule
+    factors; a quality no feasible system of the report reaches keeps the column's own score."""
+    c = r.candidate
+    cheapest = floor.get((c.tier, c.quality_class) if decodes else (0, 0))
+    if cheapest is None or c.tco <= 0:
+        return own
+    return round(100 * cheapest / c.tco * math.prod(r.factors.values()), 2)
+
+
 def compare(cat: Catalog, rules: RuleSet, req: Request, specs: list[str]) -> dict[str, Any]:
     """The view model of `expert compare`: one entry per configuration, in the order given."""
+    # Scores are relative to the cheapest feasible system of the same quality in the whole report, so they are
+    # taken from the report `advise` gives for this request (one full advise), not from each column's own.
+    full = advise(cat, rules, req)
+    decodes = WORKLOADS[req.workload].decodes
+    floor: dict[tuple[int, int], float] = {}
+    for x in full.outcome.ranked:
+        if x.feasible:
+            q = (x.candidate.tier, x.candidate.quality_class) if decodes else (0, 0)
+            floor[q] = min(floor.get(q, math.inf), x.candidate.tco)
     rows = []
     for spec in specs:
         gpu_id, count, prec = parse_config(cat, spec)
@@ -75,7 +95,7 @@ def compare(cat: Catalog, rules: RuleSet, req: Request, specs: list[str]) -> dic
             "cost_per_million_tokens": d["cost_per_million_tokens"], "train_days": d["train_days"],
             "run_cost": d["run_cost"], "sizing": d["sizing"],
             "memory_per_gpu_gib": mem.get("per_gpu"), "available_per_gpu_gib": mem.get("available_per_gpu"),
-            "fits": d["estimate"]["fits"], "score": d["score"], "rent": d["rent"],
+            "fits": d["estimate"]["fits"], "score": _score(best, floor, decodes, d["score"]), "rent": d["rent"],
             "rejected_by": [{"rule": v.rule.id, "because": v.text} for v in best.rejected_by],
         })
     return {"schema_version": SCHEMA_VERSION, "currency": req.currency,
