@@ -226,3 +226,11 @@ def test_huge_cluster_budgets_stay_within_budget():
                              "--tokens", "15T", "--format", "json").out)
     rec = doc["recommendation"]
     assert rec is not None and rec["count"] >= 1024 and rec["capex"] <= 2e9
+
+
+def test_estimate_on_a_consumer_card_assumes_a_desk_side_box():
+    # No budget and no --deployment: a GeForce card is judged as the desk-side part it is, not as a rack
+    # server that breaks the GeForce datacenter licence.
+    res = run_cli("estimate", "--model", "8b", "--gpu", "rtx-4090", "--precision", "q4_k_m")
+    assert res.code == 0, res.err
+    assert "geforce-datacenter-licence" not in res.err and "consumer-card-in-datacenter" not in res.err

@@ -293,8 +293,10 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     from ..core.workloads import WORKLOADS
 
     if workload in WORKLOADS and deployment is None:
-        # One configuration, no budget: the deployment (and so the PUE) follows the workload alone.
-        deployment = "workstation" if WORKLOADS[workload].desk_side else "datacenter"
+        # One configuration, no budget: the deployment (and so the PUE) follows the workload and the part: a
+        # consumer, workstation or Apple part is a desk-side box whatever the workload.
+        desk_part = cat.gpus[gpu].segment in ("consumer", "workstation", "apple")
+        deployment = "workstation" if WORKLOADS[workload].desk_side or desk_part else "datacenter"
     req = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
                         context=context, batch=batch, region=region, electricity=electricity,
                         deployment=deployment, default_context=4096)
