@@ -113,6 +113,12 @@ def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int]:
     from expert.store import load_all
 
     cat, rules = load_all()
+    try:  # what `expert sweep` does after loading (absent in older trees, e.g. the baseline)
+        from expert.core.gcpolicy import for_batch
+    except ImportError:
+        pass
+    else:
+        for_batch()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     done = 0
     for i, kw in enumerate(reqs):

@@ -157,13 +157,17 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
         keyed.append((i, row, key, None))
     results: dict[str, dict[str, Any]] = {}
     todo = list(unique.items())
-    if jobs > 1 and len(todo) > 1:
-        import multiprocessing as mp
+    if len(todo) > 1:
+        from ..core.gcpolicy import for_batch
 
         if "cat" not in _LOADED:
             from ..store import load_all
 
             _LOADED["cat"], _LOADED["rules"] = load_all()
+        for_batch()  # before the fork: the workers share the frozen catalog and rules
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
         methods = mp.get_all_start_methods()
         ctx = mp.get_context("fork" if "fork" in methods else None)
         with ctx.Pool(min(jobs, len(todo))) as pool:
