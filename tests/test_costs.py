@@ -101,3 +101,14 @@ def test_an_nvl72_rack_is_one_nvlink_domain_not_nine_nodes(cat):
     assert platform_cost(cat, dc, rack, 144)[0] == 18 * net
     # An HGX H100 node is 8 GPUs: 16 are two nodes.
     assert nodes_spanned(cat, cat.gpus["h100-sxm"], 16) == 2
+
+
+def test_a_run_the_budget_cannot_buy_may_be_rented_and_the_decision_says_so():
+    from expert import advise
+
+    doc = advise("70b", 5_000_000, workload="training", tokens="2T")
+    line = doc["decision"]["buy_or_rent"]
+    # A cluster too dear to buy is rented for the one run, within the budget: the decision leads with it.
+    assert line.startswith("rent: for this run, renting ") and "within the budget, though buying it" in line
+    rented = float(line.split(" costs ", 1)[1].split(" ", 1)[0].replace(",", ""))
+    assert rented <= 5_000_000 < float(line.split("though buying it (", 1)[1].split(" ", 1)[0].replace(",", ""))

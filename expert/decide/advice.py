@@ -182,7 +182,7 @@ class Advice:
                         and x.candidate.quality_class == c.quality_class]
             alt = min(rentable, key=lambda x: x.rent.total, default=None)
             if alt is None:
-                buy_or_rent = "buy: no system that meets the requirement has a sourced rental price"
+                buy_or_rent = "buy: no system within the budget that meets the requirement has a sourced rental price"
             else:
                 verdict = "rent" if alt.rent.total < c.tco else "buy"
                 buy_or_rent = (f"{verdict}: the pick's GPU has no sourced rental price; renting {alt.system_label}, "
@@ -190,10 +190,30 @@ class Advice:
                                f"{alt.rent.total:,.0f} "
                                f"{cur} ({alt.rent.basis}) against the pick's {c.tco:,.0f} {cur} TCO; "
                                f"{alt.rent.break_even} for that system")
+        run = self._rent_the_run(c) if wl.trains else ""
+        if run:
+            # Renting another system for this one run beats both buying and renting the pick: say that first.
+            buy_or_rent = f"rent: {run}; the pick: {buy_or_rent.split(': ', 1)[1]}"
         return {"system_cost": round(c.capex, 2),
                 "system_cost_text": (f"{c.capex:,.0f} {cur} ({c.system_label}; GPUs {c.economics.gpu_capex:,.0f}"
                                      f" + platform {c.economics.platform_capex:,.0f})"),
                 "delivers": delivers, "unit_cost": unit, "buy_or_rent": buy_or_rent}
+
+    def _rent_the_run(self, c: Any) -> str:
+        """A training run is a finite use: a system the budget cannot buy may still be rented for the run. The
+        cheapest rental that meets the deadline at the pick's quality, if it is cheaper than this one and
+        within the budget, whether or not buying it would be."""
+        o, req = self.outcome, self.request
+        pool = [x.candidate for x in o.ranked if x.feasible] + [x.candidate for x in o.rejected if x.budget_only]
+        here = c.rent.total if c.rent else c.capex
+        runs = [x for x in pool if x.rent and x.sizing.meets and x.tier == c.tier
+                and x.quality_class == c.quality_class and x.rent.total <= req.budget and x.rent.total < here]
+        alt = min(runs, key=lambda x: x.rent.total, default=None)
+        if alt is None:
+            return ""
+        bought = "" if alt.capex <= req.budget else f", though buying it ({alt.capex:,.0f} {req.currency}) would not"
+        return (f"for this run, renting {alt.system_label} costs {alt.rent.total:,.0f} {req.currency} "
+                f"({alt.rent.basis}), within the budget{bought}")
 
     def verdict_dict(self, v: Verdict) -> dict[str, Any]:
         """A verdict with its rule's sources resolved to citations a reader can open."""
