@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .catalog import Catalog, Gpu, Precision
 from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
-from .estimate import Config, Estimate, Link, estimate, memo, nodes_spanned
+from .estimate import Config, Estimate, Link, estimate, has_fabric, memo, nodes_spanned
 from .estimate.engines import engine_info
 from .estimate.serving import serve
 from .request import Request
@@ -231,8 +231,7 @@ def gpu_price(cat: Catalog, gpu: Gpu, currency: str) -> tuple[float, str]:
 def counts_for(g: Gpu, req: Request, policy: Policy, price: float | None = None) -> tuple[int, ...]:
     # Clusters of nodes are built from parts with an 8-way (or larger) scale-up fabric: NVLink, Infinity
     # Fabric, Ascend HCCS.
-    fabric = g.link_kind not in ("pcie", "none") and g.link_max_gpus >= 8
-    if WORKLOADS[req.workload].multi_node and fabric and g.segment == "datacenter":
+    if WORKLOADS[req.workload].multi_node and has_fabric(g) and g.link_max_gpus >= 8 and g.segment == "datacenter":
         out = list(g.counts)
         for c in policy.cluster_counts:
             if c <= max(g.counts):
@@ -317,10 +316,11 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 gpus_total = n * max(sizing.replicas, 1)
                 econ = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price, note, hours, pol)
                 days = _train_days(req, est) if not decodes else 0.0
+                tier, qclass = quality_of(pol, req, p)
                 out.append(Candidate(
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
-                    rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=quality_of(pol, req, p)[0],
-                    quality_class=quality_of(pol, req, p)[1],
+                    rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=tier,
+                    quality_class=qclass,
                     min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest,
                     nodes=nodes_spanned(cat, g, gpus_total)))
     return out

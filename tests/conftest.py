@@ -16,10 +16,12 @@ from click.testing import CliRunner
 _CACHE = tempfile.mkdtemp(prefix="gpu-expert-test-cache-")
 os.environ["XDG_CACHE_HOME"] = _CACHE
 os.environ.pop("GPU_EXPERT_NO_CACHE", None)
-# Golden outputs quote price ages in days: render them as of the day they were written (golden.GOLDEN_TODAY).
-os.environ["GPU_EXPERT_TODAY"] = "2026-12-01"
 
 from expert.cli import cli  # noqa: E402
+from expert.governance.golden import GOLDEN_TODAY  # noqa: E402
+
+# Golden outputs quote price ages in days: render them as of the day they were written (read per call).
+os.environ["GPU_EXPERT_TODAY"] = GOLDEN_TODAY
 from expert.store import load_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

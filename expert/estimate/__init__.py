@@ -25,7 +25,7 @@ from ..core.workloads import WORKLOADS
 from .config import GIB, Config, Estimate
 from .decode import decode
 from .engines import ENGINES, constant, engine_efficiency, memory_system, pick_engine
-from .links import Link, link_for, nodes_spanned, scale_up_gpus
+from .links import Link, has_fabric, link_for, nodes_spanned, scale_up_gpus
 from .memo import ESTIMATES
 from .memory import KV_CACHE_BYTES, estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
 from .offload import max_context, partial_offload
@@ -37,7 +37,7 @@ from .training import train_rate
 
 __all__ = ["ENGINES", "GIB", "KV_CACHE_BYTES", "Config", "Estimate", "Link", "Serving", "constant", "decode_rate",
            "engine_efficiency", "estimate", "family", "fits_context", "kv_bytes_per_token", "link_for", "lora_params",
-           "nodes_spanned", "scale_up_gpus",
+           "has_fabric", "nodes_spanned", "scale_up_gpus",
            "max_context", "memory_system", "partial_offload", "pick_engine", "figure_range", "serve", "weight_bytes",
            "Plan", "plan_training", "train_rate"]
 

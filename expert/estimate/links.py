@@ -23,11 +23,15 @@ class Link:
 _LINKS: dict[tuple, Link] = {}
 
 
+def has_fabric(gpu: Gpu) -> bool:
+    """A GPU-to-GPU fabric beyond PCIe: NVLink, Infinity Fabric, HCCS, RoCE scale-up ports."""
+    return gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0
+
+
 def scale_up_gpus(cat: Catalog, gpu: Gpu) -> int:
     """GPUs one system joins without the cluster network: an 8-GPU server, or the NVLink / Infinity Fabric
     domain where that is larger (a GB200/GB300 NVL72 rack is one 72-GPU NVLink domain)."""
-    fabric = gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0
-    return int(max(c(cat, "gpus_per_node"), gpu.link_max_gpus if fabric else 0))
+    return int(max(c(cat, "gpus_per_node"), gpu.link_max_gpus if has_fabric(gpu) else 0))
 
 
 def nodes_spanned(cat: Catalog, gpu: Gpu, count: int) -> int:
@@ -53,7 +57,7 @@ def link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
 def _link_for(cat: Catalog, gpu: Gpu, count: int) -> Link:
     if count <= 1:
         return Link("none", math.inf, 0.0)
-    fabric = gpu.link_kind not in ("pcie", "none") and gpu.link_gbs > 0
+    fabric = has_fabric(gpu)
     if count > scale_up_gpus(cat, gpu):
         # Beyond one server (or one scale-up domain, if larger) the slowest hop is the cluster network.
         return Link("network", c(cat, "cluster_network_gbs_per_gpu"), c(cat, "allreduce_latency_pcie_us") * 2e-6)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..catalog import Catalog
 from .config import Config
@@ -70,11 +70,3 @@ ESTIMATES = Memo(LIMITS["estimates"])
 SERVING = Memo(LIMITS["serving"])
 PLANS = Memo(LIMITS["plans"])  # the training-plan search (plan.choose), independent of prices and electricity
 
-
-def clear_all() -> None:
-    for m in (ESTIMATES, SERVING, PLANS):
-        m.clear()
-
-
-def stats() -> dict[str, Any]:
-    return {"estimates": len(ESTIMATES), "serving": len(SERVING), "plans": len(PLANS)}
