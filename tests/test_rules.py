@@ -77,6 +77,17 @@ def test_bad_rules_are_rejected_naming_file_line_and_rule(rules_copy, when, then
     assert re.search(message, msg), msg
 
 
+@pytest.mark.parametrize("then, points_to, message", [
+    ("warn", "{count: fit.min_count}", r"points_to: only a `suggest` rule"),
+    ("suggest", "{gpu: fit.min_count}", r"points_to\.gpu: not a candidate field"),
+    ("suggest", "{count: fit.fewest}", r"points_to\.count: 'fit\.fewest' is not a fact field"),
+])
+def test_a_suggestion_points_only_at_candidate_fields_read_from_facts(rules_copy, then, points_to, message):
+    _write(rules_copy, _rule(then=then) + f"    points_to: {points_to}\n")
+    with pytest.raises(RuleError, match=message):
+        load_rules(rules_copy, probe=True)
+
+
 def test_unsafe_template_is_rejected_on_every_load_not_only_in_check(rules_copy):
     _write(rules_copy, _rule(because="{{ gpu.__class__.__mro__ }}"))
     with pytest.raises(RuleError, match="unsafe template"):

@@ -18,7 +18,7 @@ from ..core.docschema import SCHEMA_VERSION
 from ..core.policy import Policy, load_policy
 from ..core.workloads import WORKLOADS
 from ..request import Request
-from ..rulelang import FACTORS, RuleSet
+from ..rulelang import FACTORS, RuleSet, get_path
 from ..rulelang.engine import default_engine
 from ..rulelang.facts import candidate_fact
 from .ranking import Outcome, Ranked, Verdict, rank, why_not
@@ -302,16 +302,32 @@ class Advice:
         return doc
 
     def suggestions(self) -> list[str]:
-        """One suggestion per rule and GPU, cheapest configuration first: readable, not exhaustive."""
-        best: dict[tuple[str, str], tuple[float, str]] = {}
-        for r in self.outcome.ranked + self.outcome.rejected:
+        """Readable, not exhaustive: a suggestion that leads to another configuration (`points_to`) once per rule
+        and GPU, the cheapest first, and only when that configuration was not itself rejected (3 x P40 "would
+        hold" a 70B fine-tune that PCIe and host memory rule out is no advice); any other suggestion once per
+        rule, the pick's wording first."""
+        o = self.outcome
+        rejected = {(r.candidate.gpu.id, r.candidate.count, r.candidate.precision.id) for r in o.rejected}
+        pick = o.pick or o.cheapest_over_budget
+        best: dict[tuple[str, ...], tuple[int, float, str]] = {}
+        for r in o.ranked + o.rejected:
+            c = r.candidate
             for v in r.verdicts:
-                if v.action == "suggest":
-                    key = (v.rule.id, r.candidate.gpu.id)
-                    cand = (r.candidate.capex, v.text)
-                    if key not in best or cand < best[key]:
-                        best[key] = cand
-        texts = [t for _, t in sorted(best.values())]
+                if v.action != "suggest":
+                    continue
+                pt = v.rule.points_to
+                if pt:
+                    target = (c.gpu.id, get_path(v.fact, pt["count"]) if "count" in pt else c.count,
+                              get_path(v.fact, pt["precision"]) if "precision" in pt else c.precision.id)
+                    if target in rejected:
+                        continue
+                    key: tuple[str, ...] = (v.rule.id, c.gpu.id)
+                else:
+                    key = (v.rule.id,)
+                cand = (0 if r is pick else 1, c.capex, v.text)
+                if key not in best or cand < best[key]:
+                    best[key] = cand
+        texts = [t for *_, t in sorted(best.values())]
         return list(dict.fromkeys(texts))[:MAX_SUGGESTIONS]
 
     def sources(self) -> list[dict[str, str]]:

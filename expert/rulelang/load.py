@@ -1,7 +1,9 @@
 """Rules as data: load rules/*.yaml and validate them (conditions: conditions.py; engine: engine.py).
 
 A rule is `id`, `title`, `when`, `then`, `because`, `sources` (ids of the facts/ source registry),
-`basis` (why each threshold and weight has its value) + optional `scope`, `examples`.
+`basis` (why each threshold and weight has its value) + optional `scope`, `examples`, and for a `suggest`
+rule `points_to`: the configuration its advice leads to, as candidate fields read from fact paths (e.g.
+`{count: fit.min_count}`), so the advice can drop a suggestion that leads to a configuration it rejected.
 Conditions test fields of ONE candidate fact (vocabulary.FACT_FIELDS).
 """
 
@@ -40,7 +42,9 @@ RULE_SPEC: dict[str, Field] = {
     "basis": opt("map", values=Field("str")),
     "scope": opt("str", choices=SCOPES),
     "examples": opt("map", spec={"fires": opt("list"), "does_not_fire": opt("list")}),
+    "points_to": opt("map", values=Field("str")),
 }
+POINTS_TO_FIELDS = ("count", "precision")  # candidate fields a suggestion may change (gpu stays the candidate's)
 
 _FILE_SPEC = {"factor": Field("str", choices=FACTORS), "rules": Field("list")}
 
@@ -208,6 +212,7 @@ class Rule:
     line: int
     examples: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    points_to: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def template(self):
@@ -340,7 +345,8 @@ def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, prob
         rule = Rule(id=rid, factor=factor, title=entry["title"], when=plain(entry["when"]), action=action,
                     because=entry["because"], sources=tuple(entry.get("sources") or ()),
                     basis=plain(entry.get("basis") or {}), scope=entry.get("scope"), file=file,
-                    line=line, examples=plain(entry.get("examples") or {}), raw=plain(entry))
+                    line=line, examples=plain(entry.get("examples") or {}), raw=plain(entry),
+                    points_to=plain(entry.get("points_to") or {}))
         msg = _render_probe(rule)
         if msg:
             fail(located(file, line_of("because"), where, msg))
@@ -353,10 +359,31 @@ def parse_rule_file(doc: Any, file: str, problems: list[str] | None = None, prob
         if msg:
             fail(located(file, line_of("basis"), where, msg))
             continue
+        msg = check_points_to(rule)
+        if msg:
+            fail(located(file, line_of("points_to"), where, msg))
+            continue
         rules.append(rule)
     return rules
 
 
+
+
+def check_points_to(rule: Rule) -> str | None:
+    """`points_to` only on suggestions, only candidate fields a suggestion changes, each read from a fact path."""
+    if not rule.points_to:
+        return None
+    if rule.action.kind != "suggest":
+        return "points_to: only a `suggest` rule leads to another configuration"
+    from .vocabulary import FACT_FIELDS
+
+    for key, path in rule.points_to.items():
+        if key not in POINTS_TO_FIELDS:
+            allowed = ", ".join(POINTS_TO_FIELDS)
+            return f"points_to.{key}: not a candidate field a suggestion changes (allowed: {allowed})"
+        if path not in FACT_FIELDS:
+            return f"points_to.{key}: {path!r} is not a fact field (see docs/rules.md for the vocabulary)"
+    return None
 
 
 def check_basis(rule: Rule) -> str | None:
