@@ -227,7 +227,10 @@ def _tradeoff(role: str, c: Candidate, pick: Candidate, cur: str) -> str:
                f"{c.run_cost:,.0f} {cur} per run" if c.run_cost else "")
         return f"{money}; {_serves(c)}; the lowest cost of ownership at this quality" + (f"; {per}" if per else "")
     if c is pick:
-        return f"{money}; {_serves(c)}; the same system as the pick"
+        # Said outright: a reader seeing one system twice should know it is the answer, not a slip.
+        why = ("nothing cheaper meets the requirement at this quality" if role == "good" else
+               "nothing the budget buys at this quality does more")
+        return f"{money}; {_serves(c)}; the same system as the pick: {why}"
     delta = c.capex - pick.capex
     if role == "good":
         quality = "" if c.tier == pick.tier else f", at {c.precision.id} ({c.precision.quality} quality loss)"
