@@ -233,7 +233,10 @@ def counts_for(g: Gpu, req: Request, policy: Policy, price: float | None = None)
     # Fabric, Ascend HCCS.
     if WORKLOADS[req.workload].multi_node and has_fabric(g) and g.link_max_gpus >= 8 and g.segment == "datacenter":
         out = list(g.counts)
-        for c in policy.cluster_counts:
+        # Policy sizes clusters in 8-GPU nodes; a part sold in larger units (a 72-GPU NVL72 rack) takes as many
+        # of its units: 2, 4, 8 ... racks, not GPU counts no rack multiple can reach.
+        unit = max(g.gpus_per_unit, 8)
+        for c in sorted({unit * (n // 8) for n in policy.cluster_counts}):
             if c <= max(g.counts):
                 continue
             out.append(c)

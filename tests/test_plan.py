@@ -139,3 +139,17 @@ def test_advice_quotes_the_plans_days_gpu_hours_and_per_gpu_memory():
     # Days include the goodput lost to interruptions at that scale: slower than the steady-state rate.
     steady_days = 2e12 / c["estimate"]["throughput"]["train_tokens_per_s"] / 86400
     assert p["goodput"] < 1 and c["train_days"] == pytest.approx(steady_days / p["goodput"], rel=1e-3)
+
+
+def test_rack_scale_parts_are_weighed_in_whole_racks(cat):
+    # An NVL72 is bought by the rack: a cluster of them is 2, 4, 8 ... racks, not the 8-GPU-node powers of two
+    # (none of which is a multiple of 72, so only one rack used to be weighed).
+    from expert.candidates import counts_for
+    from expert.core.policy import load_policy
+    from expert.request import build_request
+
+    req = build_request(cat, model="70b", budget=8_000_000, workload="training", tokens=1e12, deadline=30)
+    counts = counts_for(cat.gpus["gb200-nvl72"], req, load_policy())
+    assert counts[:3] == (72, 144, 288)
+    assert all(c % 72 == 0 for c in counts)
+    assert 16 in counts_for(cat.gpus["h100-sxm"], req, load_policy())
