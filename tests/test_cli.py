@@ -125,6 +125,36 @@ def test_estimate_json_contract():
     assert doc["assumptions"] and doc["memory_gib"]["weights"] == pytest.approx(131.42, abs=0.05)
 
 
+def test_estimate_text_shows_what_was_asked_users_tokens_context_and_offload():
+    r = run_cli("estimate", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--count", "8", "--precision", "fp8",
+                "--context", "128K", "--users", "16", "--prompt-tokens", "100K", "--output-tokens", "1K",
+                "--max-context")
+    assert r.code == 0, r.err
+    assert "serving at a load" in r.out and "16 x 102,400-token prompts" in r.out
+    assert re.search(r"per user +\d+\.\d tokens/s, first token in \d+\.\d\d s", r.out)
+    assert "max context  131,072 tokens" in r.out
+    assert re.search(r"decode +[\d.,]+  \([\d.,]+ - [\d.,]+, (derived|measured|assumed)\)", r.out)
+    r = run_cli("estimate", "--model", "mixtral-8x7b", "--gpu", "rtx-4090", "--precision", "q4_k_m")
+    assert "offload      llama.cpp -ngl" in r.out
+
+
+def test_estimate_judges_the_run_it_was_given_not_the_default_token_count():
+    r = run_cli("estimate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--count", "8", "--workload", "training",
+                "--tokens", "1T")
+    assert "days to train 1,000,000,000,000 tokens" in r.err
+    assert "2,000,000,000,000" not in r.err + r.out
+
+
+def test_training_assumptions_do_not_contradict_the_plan():
+    r = run_cli("estimate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--count", "8", "--workload", "training",
+                "--format", "json")
+    doc = json.loads(r.out)
+    text = " | ".join(doc["assumptions"])
+    assert "no activation checkpointing" in doc["plan"]["strategy"]["name"]
+    assert "activation checkpointing per layer" not in text and "(FSDP / ZeRO-3)" not in text
+    assert "AdamW mixed precision" in text
+
+
 def test_why_not_explains_conditions():
     r = run_cli("advise", "--budget", "20000", "--model", "13b", "--why-not", "rtx-4090")
     assert r.code == 0

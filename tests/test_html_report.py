@@ -67,7 +67,7 @@ def test_the_html_carries_every_section_of_the_markdown(case):
     for title in re.findall(r"^##+ (.+)$", md, re.M):
         assert re.search(rf"<h[23][^>]*>{re.escape(title)}</h[23]>", html), title
     # The decision numbers and the pick's memory line are in both.
-    for needle in ("System cost", "What it delivers", "Unit cost", "Buy or rent", "Memory (GiB, whole configuration)"):
+    for needle in ("System cost", "What it delivers", "Unit cost", "Buy or rent", "Memory (GiB"):
         assert needle in md and needle in html, needle
 
 

@@ -297,9 +297,19 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         # consumer, workstation or Apple part is a desk-side box whatever the workload.
         desk_part = cat.gpus[gpu].segment in ("consumer", "workstation", "apple")
         deployment = "workstation" if WORKLOADS[workload].desk_side or desk_part else "datacenter"
+    # The rules that judge this configuration (warn_rejections below) see the requirement given here: the token
+    # count of a run, the users and their prompts; not the workload's defaults.
+    asked: dict[str, Any] = {}
+    if tokens is not None and WORKLOADS_TRAIN(workload):
+        asked["tokens"] = tokens
+    if users not in (None, "max") and not WORKLOADS_TRAIN(workload):
+        asked.update(users=users, prompt_tokens=prompt_tokens, output_tokens=output_tokens)
     req = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
                         context=context, batch=batch, region=region, electricity=electricity,
                         deployment=deployment, default_context=4096)
+    judged = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
+                           context=context, batch=batch, region=region, electricity=electricity,
+                           deployment=deployment, default_context=4096, **asked) if asked else req
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
                  workload=req.workload, context=req.context, batch=req.batch,
@@ -337,7 +347,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         est["assumptions"].insert(0, req.model_note)
     from .verdicts import warn_rejections
 
-    est["rejected_by"] = warn_rejections(req, gpu, int(n))
+    est["rejected_by"] = warn_rejections(judged, gpu, int(n))
     doc = {"estimate": est, "gpu_name": cat.gpus[gpu].name, "model_name": req.model.name,
            "currency": req.currency, "electricity_note": req.electricity_note}
     if fmt == "json":

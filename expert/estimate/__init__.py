@@ -99,7 +99,11 @@ def _estimate(cat: Catalog, cfg: Config) -> Estimate:
     engine = pick_engine(g, cfg.precision, cfg.workload) if wl.trains else (
         cfg.engine or pick_engine(g, cfg.precision, cfg.workload))
     notes = [f"memory in GiB (2^30 bytes); the {g.id}'s {g.memory_gib:g} GB is taken as {g.memory_gib:g} GiB"]
-    mem = estimate_memory(cat, cfg, engine, notes)
+    # A training config's memory, checkpointing and sharding are the plan's (below): the generic memory model's
+    # own notes on them would contradict it, so only its line on the weights' precision is kept.
+    mem_notes: list[str] = []
+    mem = estimate_memory(cat, cfg, engine, mem_notes)
+    notes.extend(mem_notes[:1] if wl.trains else mem_notes)
     link = link_for(cat, g, n)
     decode_tps = prefill_tps = train_tps = None
     entries: dict[str, dict | None] = {}

@@ -588,6 +588,8 @@ def _layout_reason(cat: Catalog, cfg: Config, alt: Plan | None, best: Plan) -> s
     nodes = max(1, -(-cfg.count // domain))
     where = (f"{cfg.count} GPUs in one {best.links.get('data') or best.links.get('tensor') or 'local'} domain"
              if nodes == 1 else f"{cfg.count} GPUs span {nodes} nodes of {min(domain, cfg.count)}")
+    if cfg.count == 1:
+        return "layout: one GPU, nothing to split"
     if alt is None:
         return f"layout: {where}; no other layout fits"
     slower = best.tokens_per_s / alt.tokens_per_s - 1 if alt.tokens_per_s else float("inf")
@@ -615,6 +617,20 @@ def _why(cat: Catalog, cfg: Config, p: Plan) -> list[str]:
     st, lo, mem = p.strategy, p.layout, p.per_gpu_gib
     out = [f"strategy: {st.name} on {st.framework}; layout {lo.label()}, micro-batch {lo.micro_batch} x "
            f"{cfg.context} tokens, {lo.grad_accum} micro-batches per step"]
+    wl = WORKLOADS[cfg.workload]
+    if wl.adapters:
+        rank = int(_c(cat, "lora_rank"))
+        share = "all" if st.lora_layers >= 1 else f"{st.lora_layers:.0%} of the"
+        out.append(f"LoRA rank {rank} on the linear layers of {share} decoder layers: "
+                   f"{lora_params(cfg.model, rank) * st.lora_layers / 1e6:.1f} M trainable params, fp32 adapters "
+                   f"+ AdamW (16 B per trainable param)")
+    else:
+        out.append({"adamw": "AdamW mixed precision: bf16 gradients (2 B/param) + fp32 master, m and v (12 B/param)",
+                    "adamw-8bit": "8-bit AdamW (bitsandbytes): bf16 gradients (2 B/param) + fp32 master and 8-bit m, "
+                                  "v (6 B/param)",
+                    "paged-adamw-8bit": "paged 8-bit AdamW with the optimizer step in the backward pass: bf16 "
+                                        "weights updated in place, 8-bit m and v (2 B/param), no gradient buffer"}
+                   [st.optimizer])
     if not p.fits:
         out.append(f"nothing fits: the smallest plan needs {mem['total']:.1f} of {mem['available']:g} GiB per GPU"
                    + (f" and {p.host_gib_per_node:.0f} GiB host memory per node" if p.host_gib_per_node else ""))
