@@ -232,6 +232,13 @@ def _whole(value: Any, what: str, lo: int, hi: int, *, tokens: bool = False) -> 
     return int(v)
 
 
+def _longer_context_models(cat: Catalog, m, need: int) -> str:
+    """Up to three models whose context holds `need` tokens: its family first, then Llama, then any; nearest size."""
+    fits = [x for x in cat.models.values() if x.max_context >= need and not x.id.startswith("custom")]
+    fits.sort(key=lambda x: (x.family != m.family, not x.id.startswith("llama"), abs(x.params - m.params)))
+    return ", ".join(f"{x.id}: {x.max_context:,}" for x in fits[:3]) or "none in the catalog"
+
+
 def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD", workload: str = "inference",
                   precision: str = "auto", context: Any = None, batch: Any = None, tokens: Any = None,
                   region: str = "global", electricity: Any = None, hours_per_day: Any = 24, years: Any = 3,
@@ -324,9 +331,17 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
             users_v = pick(users, "users", lambda v: _whole(v, "--users", 1, 100000))
         out_v = pick(output_tokens, "output_tokens", lambda v: _whole(v, "--output-tokens", 1, 10**7, tokens=True))
         prompt_v = pick(prompt_tokens, "prompt_tokens", lambda v: _whole(v, "--prompt-tokens", 1, 10**8, tokens=True))
+        if prompt_v + out_v > m.max_context and {"prompt_tokens", "output_tokens"} & set(given):
+            # A request no deployment can serve: the model itself stops at its context window.
+            raise InputError(f"--prompt-tokens/--output-tokens: {prompt_v:,} + {out_v:,} tokens per request exceed "
+                             f"{m.id}'s maximum context of {m.max_context:,} tokens; shorten them or pick a model "
+                             f"with a longer context ({_longer_context_models(cat, m, prompt_v + out_v)})")
         if context is not None:
             # The KV length each sequence keeps; the prompt (new tokens per request) stays as given or default.
             ctx = max(_whole(context, "--context", 1, 10**8, tokens=True), 1)
+            if prompt_v + out_v > ctx and {"prompt_tokens", "output_tokens"} & set(given):
+                raise InputError(f"--context: {ctx:,} tokens cannot hold a {prompt_v:,}-token prompt and a "
+                                 f"{out_v:,}-token answer; give --context of at least {prompt_v + out_v:,}")
             prompt_v = min(prompt_v, max(1, ctx - out_v))
         elif default_context:
             ctx = min(default_context, m.max_context)  # `estimate` sizes the KV cache for a stated context

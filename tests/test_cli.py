@@ -187,6 +187,10 @@ def test_catalog_lists():
 
 BAD = [
     (["advise", "--budget", "20000", "--model", "llama-13"], r"unknown model 'llama-13'; closest: llama-2-13b"),
+    (["advise", "--budget", "30000", "--model", "llama-2-13b", "--prompt-tokens", "8K"],
+     r"8,192 \+ 512 tokens per request exceed llama-2-13b's maximum context of 4,096 tokens; .*llama-3\.1-8b: 131,072"),
+    (["advise", "--budget", "30000", "--model", "8b", "--context", "4K", "--prompt-tokens", "8K"],
+     r"--context: 4,096 tokens cannot hold a 8,192-token prompt and a 512-token answer"),
     (["advise", "--budget", "-1", "--model", "13b"], r"--budget: must be greater than 0"),
     (["advise", "--budget", "0", "--model", "13b"], r"--budget: must be greater than 0"),
     (["advise", "--budget", "nan", "--model", "13b"], r"--budget: 'nan' is not a number"),
