@@ -44,3 +44,17 @@ def test_a_rule_wide_suggestion_is_given_once(cat, rules):
 def test_the_p40_pair_is_no_longer_offered_for_a_70b_full_fine_tune(cat, rules):
     adv = advise(cat, rules, build_request(cat, model="70b", budget=400_000, workload="finetune", tokens=1e9))
     assert not [s for s in adv.suggestions() if "tesla-p40" in s]
+
+
+def test_renting_is_not_suggested_for_a_configuration_the_rules_rule_out(cat, rules):
+    # The GeForce driver licence rules an RTX 3090 out of a datacenter: renting one there is no advice either.
+    adv = advise(cat, rules, build_request(cat, model="13b", budget=20_000))
+    assert not [s for s in adv.suggestions() if s.startswith("renting") and "rtx-3090" in s]
+
+
+def test_nearest_misses_are_near_the_deadline_as_well_as_the_budget(cat, rules):
+    adv = advise(cat, rules, build_request(cat, model="llama-3.1-405b", budget=50_000_000, workload="training",
+                                           tokens=15e12, deadline=180))
+    assert adv.outcome.nearest_misses
+    for r in adv.outcome.nearest_misses:
+        assert r.candidate.train_days <= 2 * 180, (r.candidate.label, r.candidate.train_days)

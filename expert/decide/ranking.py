@@ -238,11 +238,20 @@ def _tradeoff(role: str, c: Candidate, pick: Candidate, cur: str) -> str:
     return f"{money} (+{delta:,.0f} over the pick) buys {_serves(c)}"
 
 
+# "Near": within twice the budget (as before) and, for a run, within twice the deadline: a configuration that a
+# doubled budget or deadline would admit is worth a sentence; one off by orders of magnitude is noise.
+NEAR_MISS_RATIO = 2.0
+
+
 def _nearest_misses(rejected: list[Ranked], pick: Ranked | None, n: int = 3) -> list[Ranked]:
     """Rejected by one rule only and not absurdly far from the request: what an expert would mention."""
     budget = (pick.candidate.request.budget if pick else (rejected[0].candidate.request.budget if rejected else 0))
-    near = [r for r in rejected if len(r.rejected_by) == 1 and r.candidate.capex <= 2 * budget
-            and r.candidate.fits]
+    def close(c: Candidate) -> bool:
+        # A run that takes 670 times the deadline is not a near miss whatever its price.
+        return (not WORKLOADS[c.request.workload].trains or c.train_days <= NEAR_MISS_RATIO * c.request.deadline_days)
+
+    near = [r for r in rejected if len(r.rejected_by) == 1 and r.candidate.capex <= NEAR_MISS_RATIO * budget
+            and r.candidate.fits and close(r.candidate)]
     near.sort(key=lambda r: (r.effective_cost, r.candidate.capex))
     out: list[Ranked] = []
     seen: set[str] = set()
