@@ -52,6 +52,9 @@ class Request:
     max_desk_cards: int = 2
     condition: str = "any"  # new: used and refurbished parts are not weighed
     engine: str | None = None  # inference engine for serving and development (None: the default per GPU)
+    # Where the buyer (the licensee) is based, for licence terms that follow the company, not the machine (Llama
+    # 4's EU clause); the region the system runs in unless said otherwise.
+    domicile: str = "global"
 
     def requirement(self) -> dict[str, Any]:
         """What was sized for, in the units the output prints."""
@@ -72,6 +75,7 @@ class Request:
             "batch": self.batch,
             "tokens": self.tokens,
             "region": self.region,
+            "domicile": self.domicile,
             "electricity_per_kwh": self.electricity_per_kwh,
             "hours_per_day": self.hours_per_day,
             "years": self.years,
@@ -246,7 +250,7 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
                   output_tokens: Any = None, min_tokens_per_s: Any = None, ttft: Any = None,
                   deadline: Any = None, stacks: Any = None, max_desk_cards: Any = None,
                   policy: Policy | None = None, default_context: int | None = None, condition: str = "any",
-                  engine: str | None = None) -> Request:
+                  engine: str | None = None, domicile: str | None = None) -> Request:
     """Validate every field and fill the documented defaults (rules/policy.yaml); raises InputError with one
     clear line. The requirement sized for is explicit: given, or the policy's default for the workload and
     deployment, and the request says which."""
@@ -257,6 +261,9 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
     region = str(region).lower()
     if region not in cat.energy.regions:
         raise InputError(f"--region: unknown region {region!r}; allowed: {', '.join(cat.energy.regions)}")
+    domicile_v = region if domicile in (None, "") else str(domicile).lower()
+    if domicile_v not in cat.energy.regions:
+        raise InputError(f"--domicile: unknown region {domicile!r}; allowed: {', '.join(cat.energy.regions)}")
     workload = str(workload).lower()
     if workload not in WORKLOADS:
         raise InputError(f"--workload: unknown workload {workload!r}; allowed: {', '.join(WORKLOADS)}")
@@ -382,5 +389,5 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
                    precision=precision, context=ctx, batch=batch_v, region=region,
                    electricity_per_kwh=price, electricity_note=enote, hours_per_day=hours, years=years_v,
                    deployment=deployment, deployment_note=dnote, requirement_note=rnote, stacks=stacks_v,
-                   max_desk_cards=cards, condition=condition, engine=engine_v, **kw)
+                   max_desk_cards=cards, condition=condition, engine=engine_v, domicile=domicile_v, **kw)
 

@@ -156,6 +156,9 @@ def cli() -> None:
 @click.option("--currency", default="USD", show_default=True, type=T.CURRENCY, help="Currency of every amount.")
 @click.option("--region", default="global", show_default=True, type=T.REGION,
               help="Where the system runs (export rules, electricity, prices).")
+@click.option("--domicile", default=None, type=T.REGION,
+              help="Where the buying company is based, for licence terms that follow the licensee (Llama 4's EU "
+                   "clause) (default: --region).")
 @click.option("--electricity", default=None, type=Number("PRICE"),
               help="Electricity price per kWh in --currency, >= 0 (default: the region's).")
 @click.option("--hours-per-day", default="24", show_default=True, type=Number("HOURS"),
@@ -191,7 +194,8 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
            prompt_tokens: str | None, output_tokens: str | None, min_tokens_per_s: str | None, ttft: str | None,
            batch: str | None, tokens: str | None, deadline: str | None, currency: str, region: str,
            electricity: str | None, hours_per_day: str, years: str, deployment: str | None, stacks: str | None,
-           max_desk_cards: str | None, condition: str, engine: str, top: int | None, only: str | None,
+           max_desk_cards: str | None, condition: str, engine: str, domicile: str | None, top: int | None,
+           only: str | None,
            exclude: str | None, why_not: str | None, verbose: bool, fmt: str, output: str | None) -> None:
     """Rank GPU configurations for a model and budget, and explain the pick."""
     from ..render import FORMATS
@@ -208,7 +212,7 @@ def advise(budget: str, model: str, workload: str, precision: str, context: str 
                         electricity=electricity, hours_per_day=hours_per_day, years=years, deployment=deployment,
                         users=users, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                         min_tokens_per_s=min_tokens_per_s, ttft=ttft, deadline=deadline, stacks=stacks,
-                        max_desk_cards=max_desk_cards, condition=condition, engine=engine)
+                        max_desk_cards=max_desk_cards, condition=condition, engine=engine, domicile=domicile)
     if why_not is not None:
         why_not = resolve_gpu(cat, why_not, "--why-not")
     result = run_advice(cat, rules, req, gpus=gpu_pool(cat, only, exclude))

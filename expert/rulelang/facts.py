@@ -90,7 +90,8 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
         },
         "plan": _plan_fact(est.plan),
         "req": _once(req, lambda: {
-            "workload": req.workload, "region": req.region, "deployment": req.deployment, "budget": req.budget,
+            "workload": req.workload, "region": req.region, "domicile": req.domicile, "deployment": req.deployment,
+            "budget": req.budget,
             "context": req.context, "batch": req.batch, "hours_per_day": req.hours_per_day, "years": req.years,
             "training": wl.trains, "tokens": req.tokens or 0.0, "currency": req.currency,
             "serving": wl.serving, "users": req.users, "prompt_tokens": req.prompt_tokens,

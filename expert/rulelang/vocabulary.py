@@ -44,7 +44,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "plan.offload": str, "plan.slowdown": float, "plan.sharding": str, "plan.host_gib": float,
     "plan.tp": int, "plan.pp": int, "plan.dp": int, "plan.tensor_link": str, "plan.tensor_share": float,
     "plan.bubble_share": float, "plan.fabric_share": float,
-    "req.workload": str, "req.region": str, "req.deployment": str, "req.budget": float, "req.context": int,
+    "req.workload": str, "req.region": str, "req.domicile": str, "req.deployment": str, "req.budget": float, "req.context": int,
     "req.batch": int, "req.hours_per_day": float, "req.years": float, "req.training": bool,
     "req.tokens": float, "req.currency": str, "req.serving": bool, "req.users": int, "req.prompt_tokens": int,
     "req.output_tokens": int, "req.min_tokens_per_s": float, "req.ttft_s": float, "req.deadline_days": float,
