@@ -16,6 +16,7 @@ from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
 from .estimate import Config, Estimate, Link, estimate, has_fabric, memo, nodes_spanned
 from .estimate.engines import engine_info
+from .estimate.power import power
 from .estimate.serving import serve
 from .request import Request
 
@@ -40,6 +41,8 @@ class Economics:
     budget: float
     years: float
     host_memory_gib: float = 0.0  # host RAM per node of the platform (what optimizer offload can use)
+    watts: float = 0.0  # the whole system at the wall: every replica's GPUs at load plus the host(s) they share
+    host_watts: float = 0.0  # the host(s) part of it
 
     @property
     def capex(self) -> float:
@@ -279,7 +282,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     def config(g: Gpu, n: int, p: Precision, batch: int) -> Config:
         return Config(model=req.model, gpu=g, count=n, precision=p, workload=req.workload, context=req.context,
                       batch=batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue,
-                      engine=req.engine if decodes else None)
+                      engine=req.engine if decodes else None, deployment=req.deployment)
 
     def est_of(g: Gpu, n: int, p: Precision) -> Estimate:
         # Serving fits when the weights and one sequence fit; concurrency is then a matter of sizing.
@@ -438,14 +441,19 @@ def _economics(cat: Catalog, req: Request, g: Gpu, est: Estimate, gpus: int, rep
                note: str, hours: float, policy: Policy) -> Economics:
     rate = cat.energy.currencies[req.currency]
     platform_usd, platform_note, host_gib = platform_cost(cat, req, g, gpus, policy)
-    energy_year = est.power["energy_cost_per_hour"] * hours * replicas
+    # The whole system's draw: every replica's GPUs plus the host(s) they share (estimate/power.py).
+    sys_power = power(cat, est.config, None, [], replicas)
+    energy_year = sys_power["energy_cost_per_hour"] * hours
     hosting_year = 0.0
     if req.deployment == "datacenter":
         host = cat.platforms["hosting"]
-        kw = est.power["board_power_w"] * replicas * (1 + host["host_power_fraction"]["value"]) / 1000
+        # Colocation is charged on the IT load the rack must be provisioned for: the GPUs' board power and the
+        # rated power of the host around them (facts/platforms.yaml host_power_w).
+        kw = (sys_power["board_power_w"] + sys_power["host_power_w"]) / 1000
         hosting_year = kw * 12 * host["colocation_usd_per_kw_month"]["value"] * rate
     return Economics(price, note, price * gpus, platform_usd * rate, platform_note, energy_year,
-                     energy_year * req.years, hosting_year, req.budget, req.years, host_gib)
+                     energy_year * req.years, hosting_year, req.budget, req.years, host_gib,
+                     watts=sys_power["watts"], host_watts=sys_power["host_watts"])
 
 
 def _rent(cat: Catalog, req: Request, g: Gpu, n: int, econ: Economics, days: float) -> Rent | None:

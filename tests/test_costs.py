@@ -43,7 +43,8 @@ def test_tco_by_hand_for_a_datacenter_card(cat):
     assert e.platform_capex == plat["platforms"]["pcie-server-2"]["price_usd"]
     energy_year = c.estimate.power["energy_cost_per_hour"] * 24 * 365
     assert e.energy_per_year == pytest.approx(energy_year)
-    kw = g.board_power_w * (1 + plat["hosting"]["host_power_fraction"]["value"]) / 1000
+    # Colocation is on the provisioned IT load: the card's board power plus the 2-GPU server's rated host power.
+    kw = (g.board_power_w + plat["platforms"]["pcie-server-2"]["host_power_w"]) / 1000
     hosting_year = kw * 12 * plat["hosting"]["colocation_usd_per_kw_month"]["value"]
     assert e.hosting_per_year == pytest.approx(hosting_year)
     assert c.tco == pytest.approx(g.price_usd + e.platform_capex + 3 * (energy_year + hosting_year))

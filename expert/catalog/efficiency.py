@@ -72,6 +72,7 @@ REQUIRED_CONSTANTS = (
     "prefill_ubatch_tokens",
     "lora_rank",
     "decode_power_fraction",
+    "host_power_fraction",
     "prefill_power_fraction",
     "training_power_fraction",
     "idle_power_fraction",

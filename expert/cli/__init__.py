@@ -318,7 +318,8 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
                  workload=req.workload, context=req.context, batch=req.batch,
                  electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue,
-                 engine=None if engine == "auto" else engine, kv_cache=None if kv_cache == "auto" else kv_cache)
+                 engine=None if engine == "auto" else engine, kv_cache=None if kv_cache == "auto" else kv_cache,
+                 deployment=req.deployment)
     result = run_estimate(cat, cfg)
     est = result.to_dict()
     plan = None

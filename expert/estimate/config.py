@@ -25,6 +25,7 @@ class Config:
     electricity_per_kwh: float = 0.11  # in `currency`
     currency: str = "USD"
     pue: float = 1.0
+    deployment: str | None = None  # workstation | datacenter (the host whose power counts); None: from the PUE
 
 
 @dataclass

@@ -22,6 +22,7 @@ from .engines import constant, engine_efficiency
 from .links import link_for, scale_up_gpus
 from .memo import PLANS
 from .memory import layer_activation_bytes, lora_params, weight_bytes
+from .power import power
 
 # Optimizer state bytes per trainable parameter, and whether the fp32 master copy / a full gradient buffer exist.
 # adamw: fp32 master + m + v = 12 B (ZeRO paper, K = 12). adamw-8bit: fp32 master + 8-bit m and v = 4 + 2 B
@@ -550,7 +551,8 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         # workload x context x batch for a whole sweep (memo.py), kept small (the chosen plan, the summary of
         # the others and the runner-up layout, not every plan evaluated). The chosen plan is copied before it
         # is given tokens, goodput and notes.
-        key_cfg = replace(cfg, electricity_per_kwh=0.0, currency="", pue=1.0, engine=None, kv_cache=None)
+        key_cfg = replace(cfg, electricity_per_kwh=0.0, currency="", pue=1.0, engine=None, kv_cache=None,
+                          deployment=None)
         best, considered, alt = PLANS.get(cat, key_cfg, ("choose",), lambda: _search(cat, key_cfg, None, None))
     else:
         best, considered, alt = _search(cat, cfg, global_batch_tokens, constraint)
@@ -561,7 +563,8 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         wall_s = tokens / (p.tokens_per_s * p.goodput)
         p.days = wall_s / 86400
         p.gpu_hours = wall_s / 3600 * cfg.count
-        watts = cfg.gpu.board_power_w * cfg.count * _c(cat, "training_power_fraction")
+        # GPUs at the training load plus the host around them (power.py): what the run's meter reads.
+        watts = power(cat, cfg, None, [])["watts"]
         kwh = watts / 1000 * wall_s / 3600 * cfg.pue
         p.cost = {"energy_kwh": kwh, "energy_cost": kwh * cfg.electricity_per_kwh}
         if cfg.gpu.rent_usd_per_hour:

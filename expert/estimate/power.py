@@ -1,4 +1,5 @@
-"""Power draw and energy cost of a configuration at its workload's typical load."""
+"""Power draw and energy cost of a configuration at its workload's typical load: the GPUs and the host
+(CPUs, memory, NICs, fans, NVSwitch) they are built into."""
 
 from __future__ import annotations
 
@@ -6,26 +7,48 @@ from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
 from .config import Config
 from .engines import constant
+from .host import host_power_w
 
 
-def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str]) -> dict[str, float]:
-    g, n = cfg.gpu, cfg.count
-    wl = WORKLOADS[cfg.workload]
+def deployment_of(cat: Catalog, cfg: Config) -> str:
+    """The configuration's deployment: as given, else read from its PUE (a desk runs at the workstation PUE)."""
+    if cfg.deployment:
+        return cfg.deployment
+    return "workstation" if cfg.pue <= cat.energy.pue["workstation"] else "datacenter"
+
+
+def gpu_load_fraction(cat: Catalog, workload: str) -> float:
+    wl = WORKLOADS[workload]
     if wl.trains:
-        frac = constant(cat, "training_power_fraction")
-    elif wl.interactive:
-        frac = constant(cat, "idle_power_fraction")
-    else:
-        frac = constant(cat, "decode_power_fraction")
-    watts = g.board_power_w * n * frac
+        return constant(cat, "training_power_fraction")
+    if wl.interactive:
+        return constant(cat, "idle_power_fraction")
+    return constant(cat, "decode_power_fraction")
+
+
+def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str], replicas: int = 1) -> dict[str, float]:
+    """Watts at the wall and energy cost of `replicas` copies of the configuration (1: the configuration alone).
+    The host is sized for all their GPUs together, as the platform is priced (candidates.platform_cost): eight
+    1-GPU replicas share one 8-slot server, not eight 2-slot ones."""
+    g, n = cfg.gpu, cfg.count * max(replicas, 1)
+    frac = gpu_load_fraction(cat, cfg.workload)
+    host_frac = constant(cat, "host_power_fraction")
+    host_max, host_what = host_power_w(cat, g, n, deployment_of(cat, cfg))
+    gpu_w = g.board_power_w * n * frac
+    host_w = host_max * host_frac
+    watts = gpu_w + host_w
     kwh_per_hour = watts / 1000 * cfg.pue
     cost_hour = kwh_per_hour * cfg.electricity_per_kwh
     per_million = cost_hour / (rate * 3600) * 1e6 if rate else 0.0
-    notes.append(f"power: {frac:.0%} of {g.board_power_w:g} W board power per GPU, PUE {cfg.pue:g}, "
-                 f"{cfg.electricity_per_kwh:g} {cfg.currency}/kWh")
+    host_note = (f" + host {host_frac:.0%} of {host_max:,.0f} W ({host_what})" if host_max else f" ({host_what})")
+    notes.append(f"power: GPUs {frac:.0%} of {g.board_power_w:g} W board power x {n}{host_note} = {watts:,.0f} W, "
+                 f"PUE {cfg.pue:g}, {cfg.electricity_per_kwh:g} {cfg.currency}/kWh")
     return {
         "watts": watts,
+        "gpu_watts": gpu_w,
+        "host_watts": host_w,
         "board_power_w": g.board_power_w * n,
+        "host_power_w": host_max,
         "pue": cfg.pue,
         "energy_kwh_per_hour": kwh_per_hour,
         "energy_cost_per_hour": cost_hour,

@@ -75,7 +75,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "capacity_batch": sz.users_per_replica * sz.replicas, "capacity_tps": sz.total_tps,
         },
         "power": {
-            "watts": est.power["watts"] * max(sz.replicas, 1),
+            "watts": e.watts, "host_w": e.host_watts,
             "total_board_w": est.power["board_power_w"] * max(sz.replicas, 1),
             "energy_cost_per_year": e.energy_per_year, "per_million_tokens": per_million,
             "per_million_tokens_usd": per_million / cat.energy.currencies[req.currency],

@@ -35,7 +35,7 @@ FACT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "perf.decode_tps": float, "perf.prefill_tps": float, "perf.train_tps": float,
     "perf.decode_tps_per_seq": float, "perf.train_days": float, "perf.train_days_slow": float, "perf.link": str,
     "perf.capacity_batch": int, "perf.capacity_tps": float,
-    "power.watts": float, "power.total_board_w": float, "power.energy_cost_per_year": float,
+    "power.watts": float, "power.host_w": float, "power.total_board_w": float, "power.energy_cost_per_year": float,
     "power.per_million_tokens": float, "power.per_million_tokens_usd": float,
     "cost.capex": float, "cost.tco": float, "cost.budget_ratio": float, "cost.energy_share": float,
     "cost.shortfall": float, "cost.rent_total": float, "cost.rent_vs_tco": float,
