@@ -32,7 +32,9 @@ def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str], repli
     1-GPU replicas share one 8-slot server, not eight 2-slot ones."""
     g, n = cfg.gpu, cfg.count * max(replicas, 1)
     frac = gpu_load_fraction(cat, cfg.workload)
-    host_frac = constant(cat, "host_power_fraction")
+    # A development box idles most of the day, its host with it (the same duty cycle as its GPUs); a server
+    # that trains or serves keeps its CPUs, fans and memory busy (host_power_fraction, measured in training).
+    host_frac = frac if WORKLOADS[cfg.workload].interactive else constant(cat, "host_power_fraction")
     host_max, host_what = host_power_w(cat, g, n, deployment_of(cat, cfg))
     gpu_w = g.board_power_w * n * frac
     host_w = host_max * host_frac
