@@ -420,11 +420,21 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
         return (unit * servers + net, f"{servers} x 8-GPU baseboard server without modules ({unit:,.0f} USD each)"
                 + net_note, server_ram)
     if req.deployment == "workstation":
+        gpu_w = g.board_power_w * gpus
+        feeds = pol.existing_host_max_gpu_w
+        desk = plat["desktop"]
         if gpus <= pol.existing_host_max_cards:
-            return 0.0, (f"in your existing desktop (policy: {pol.existing_host_max_cards} card(s) or fewer; a new "
-                         f"one is about {plat['desktop']['price_usd']:,.0f} USD)"), float(
-                plat["desktop"]["existing_host_memory_gib"])
-        kind = "desktop" if gpus <= plat["desktop"]["max_gpus"] else "hedt"
+            existing = float(desk["existing_host_memory_gib"])
+            if gpu_w <= feeds:
+                return 0.0, (f"in your existing desktop (policy: {pol.existing_host_max_cards} card(s) or fewer and at "
+                             f"most {feeds:,.0f} W of GPU board power; a new one is about "
+                             f"{desk['price_usd']:,.0f} USD)"), existing
+            # The desktop takes the cards but its supply does not feed them: a bigger power supply is priced.
+            return float(desk["psu_upgrade_usd"]), (
+                f"in your existing desktop with a new power supply ({desk['psu_upgrade_usd']:,.0f} USD): "
+                f"{gpu_w:,.0f} W of GPU board power is more than the {feeds:,.0f} W an ordinary desktop's supply feeds (policy "
+                "desk_side.existing_host_max_gpu_w)"), existing
+        kind = "desktop" if gpus <= desk["max_gpus"] else "hedt"
         hosts = -(-gpus // int(plat[kind]["max_gpus"]))
         label = {"desktop": "desktop host", "hedt": "HEDT workstation host"}[kind]
         return (plat[kind]["price_usd"] * hosts, f"{hosts} x {label} ({plat[kind]['price_usd']:,.0f} USD)",

@@ -18,7 +18,8 @@ def test_platform_prices_by_deployment_and_form_factor(cat):
     dc = build_request(cat, model="8b", budget=50000, deployment="datacenter")
     plat = cat.platforms["platforms"]
     # One or two desk-side cards go in the buyer's desktop; three or four need an HEDT host.
-    assert platform_cost(cat, ws, cat.gpus["rtx-4090"], 2)[0] == 0
+    assert platform_cost(cat, ws, cat.gpus["rtx-4090"], 1)[0] == 0
+    assert platform_cost(cat, ws, cat.gpus["rtx-4060-ti-16gb"], 2)[0] == 0
     assert platform_cost(cat, ws, cat.gpus["rtx-a6000"], 4)[0] == plat["hedt"]["price_usd"]
     # Datacenter PCIe cards: the smallest server that takes them.
     assert platform_cost(cat, dc, cat.gpus["l40s"], 1)[0] == plat["pcie-server-2"]["price_usd"]
@@ -113,3 +114,18 @@ def test_a_run_the_budget_cannot_buy_may_be_rented_and_the_decision_says_so():
     assert line.startswith("rent: for this run, renting ") and "within the budget, though buying it" in line
     rented = float(line.split(" costs ", 1)[1].split(" ", 1)[0].replace(",", ""))
     assert rented <= 5_000_000 < float(line.split("though buying it (", 1)[1].split(" ", 1)[0].replace(",", ""))
+
+
+@pytest.mark.parametrize("gpu, count", [("rtx-3090", 2), ("rtx-pro-6000", 2), ("rtx-4090", 2), ("rtx-5090", 1)])
+def test_desk_cards_that_outdraw_an_existing_desktops_psu_pay_for_a_power_supply(cat, gpu, count):
+    # 2 x RTX 3090 (700 W), 2 x RTX PRO 6000 (1,200 W) ... are more than the ~450 W of GPU an ordinary
+    # 750-850 W desktop supply feeds: a new power supply is priced, and the note says why.
+    ws = build_request(cat, model="70b", budget=60000, workload="qlora", tokens="200M")
+    usd, note, _ = platform_cost(cat, ws, cat.gpus[gpu], count)
+    desk = cat.platforms["platforms"]["desktop"]
+    assert usd == desk["psu_upgrade_usd"] > 0
+    watts = cat.gpus[gpu].board_power_w * count
+    assert f"{watts:,.0f} W of GPU board power is more than the 450 W" in note
+    assert "existing desktop with a new power supply" in note
+    # One 450 W card or less still goes in the desktop the buyer has, at no cost.
+    assert platform_cost(cat, ws, cat.gpus["rtx-4090"], 1)[0] == 0

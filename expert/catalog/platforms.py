@@ -14,6 +14,7 @@ _BASIS = basis_field()
 _PLATFORM = {"max_gpus": Field("int", min=1, max=100000, required=False), "price_usd": Field("num", min=0, max=1e7),
              "host_memory_gib": Field("num", min=0, max=1e6, required=False),
              "existing_host_memory_gib": Field("num", min=0, max=1e6, required=False),
+             "psu_upgrade_usd": Field("num", min=0, max=1e5, required=False),
              # Rated power of the host around the GPUs (not the GPUs), its basis and, where they differ, sources.
              "host_power_w": Field("num", min=0, max=1e6, required=False),
              "host_power_basis": Field("str", required=False, check=_BASIS.check),

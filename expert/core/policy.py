@@ -49,7 +49,8 @@ SPEC: dict[str, Field] = {
     "quality_classes_dev": Field("map", values=Field("int", min=0, max=10)),
     "serving": Field("map", spec={"max_replicas": Field("map", spec=_VALUE)}),
     "desk_side": Field("map", spec={"max_consumer_cards": Field("map", spec=_VALUE),
-                                    "existing_host_max_cards": Field("map", spec=_VALUE)}),
+                                    "existing_host_max_cards": Field("map", spec=_VALUE),
+                                    "existing_host_max_gpu_w": Field("map", spec=_VALUE)}),
     "clusters": Field("map", spec={"counts": Field("list", item=Field("int", min=2)),
                                    "max_budget_multiple": Field("num", min=1), "basis": _BASIS}),
     "stacks": Field("map", spec={**{w: Field("list", item=Field("str")) for w in WORKLOADS}, "basis": _BASIS}),
@@ -112,6 +113,11 @@ class Policy:
     @property
     def existing_host_max_cards(self) -> int:
         return int(self.raw["desk_side"]["existing_host_max_cards"]["value"])
+
+    @property
+    def existing_host_max_gpu_w(self) -> float:
+        """GPU board power an existing desktop's power supply feeds; more needs a new (priced) desktop host."""
+        return float(self.raw["desk_side"]["existing_host_max_gpu_w"]["value"])
 
     @property
     def max_consumer_cards(self) -> int:
