@@ -432,8 +432,8 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
             # The desktop takes the cards but its supply does not feed them: a bigger power supply is priced.
             return float(desk["psu_upgrade_usd"]), (
                 f"in your existing desktop with a new power supply ({desk['psu_upgrade_usd']:,.0f} USD): "
-                f"{gpu_w:,.0f} W of GPU board power is more than the {feeds:,.0f} W an ordinary desktop's supply feeds (policy "
-                "desk_side.existing_host_max_gpu_w)"), existing
+                f"{gpu_w:,.0f} W of GPU board power is more than the {feeds:,.0f} W an ordinary desktop's supply "
+                "feeds (policy desk_side.existing_host_max_gpu_w)"), existing
         kind = "desktop" if gpus <= desk["max_gpus"] else "hedt"
         hosts = -(-gpus // int(plat[kind]["max_gpus"]))
         label = {"desktop": "desktop host", "hedt": "HEDT workstation host"}[kind]
