@@ -71,7 +71,7 @@ GPU_SPEC: dict[str, Field] = {
     "physical": Field("map", spec={
         "form_factor": Field("str", choices=("pcie", "sxm", "oam", "system")),
         "slots": Field("int", min=0, max=5),
-        "cooling": Field("str", choices=("open-air", "blower", "passive", "module", "system")),
+        "cooling": Field("str", choices=("open-air", "blower", "passive", "module", "liquid", "system")),
     }),
     "counts": Field("list", item=Field("int", min=1, max=576)),
     "memory_type": Field("str", choices=MEMORY_TYPES + ("unified-lpddr5", "unified-lpddr5x")),
