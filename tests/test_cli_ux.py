@@ -3,6 +3,7 @@ governance commands outside a checkout."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -88,3 +89,14 @@ def test_governance_commands_outside_a_checkout_say_so_in_one_line(monkeypatch, 
     r = run_cli("audit", "--base", "HEAD")
     assert r.code == 2 and "audit needs a git checkout" in r.err and r.err.count("\n") == 1, r.err
     assert run_cli("rules", "list").code == 0  # what needs only the package works anywhere
+
+
+def test_the_top_list_says_what_it_is_ordered_by():
+    # A desk box ranks one card before a two-card split, so a higher score can sit lower: the header and each
+    # row say why.
+    from .conftest import run_cli
+
+    r = run_cli("advise", "--budget", "5000", "--model", "70b", "--workload", "dev", "--top", "5")
+    assert "TOP 5 RANKED (by quality tier, then fewest cards (a desk box), then cost per score point)" in r.out
+    rows = [ln for ln in r.out.splitlines() if re.match(r"\s+\d\. ", ln)]
+    assert len(rows) == 5 and all(re.search(r"score [\d.]+, \S", ln) for ln in rows)
