@@ -129,3 +129,22 @@ def test_desk_cards_that_outdraw_an_existing_desktops_psu_pay_for_a_power_supply
     assert "existing desktop with a new power supply" in note
     # One 450 W card or less still goes in the desktop the buyer has, at no cost.
     assert platform_cost(cat, ws, cat.gpus["rtx-4090"], 1)[0] == 0
+
+
+@pytest.mark.parametrize("kw", [
+    {"model": "llama-3.1-8b", "budget": 5_000_000, "workload": "training", "tokens": 1e12, "deadline": 60},
+    {"model": "70b", "budget": 10_000_000, "workload": "training", "tokens": 2e12},
+    {"model": "3b", "budget": 60_000, "workload": "training", "tokens": 1e11, "deadline": 30},
+])
+def test_a_run_is_planned_with_schedule_margin_when_the_budget_allows(cat, rules, kw):
+    # The highest certainty the budget allows: when some system of the pick's precision class meets the deadline
+    # even at the slow end of the speed range, the pick is one of them (rules/policy.yaml schedule_margin).
+    from expert.decide.advice import advise
+
+    o = advise(cat, rules, build_request(cat, **kw)).outcome
+    p = o.pick.candidate
+    safe = [r for r in o.ranked if r.candidate.quality_class == p.quality_class
+            and r.candidate.train_days_slow <= r.candidate.request.deadline_days]
+    assert safe, "the case must have a system with margin"
+    assert p.train_days_slow <= p.request.deadline_days, (p.label, p.train_days, p.train_days_slow)
+    assert p.precision.id == "bf16"

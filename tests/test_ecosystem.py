@@ -71,7 +71,7 @@ def test_top_lists_n_ranked_options_in_text_and_json():
     assert all(t["capex"] > 0 and t["label"] for t in doc["top"])
     assert len(set(scores)) > 1
     res = run_cli("advise", "--budget", "20000", "--model", "13b", "--top", "3")
-    block = res.out.split("TOP 3 RANKED\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    block = res.out.split("TOP 3 RANKED", 1)[1].split("\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert [line.split(".")[0].strip() for line in block] == ["1", "2", "3"]
     assert doc["top"][0]["gpu"] in block[0]
     assert "top" not in _advise_json() and "TOP" not in run_cli("advise", "--budget", "20000", "--model", "13b").out

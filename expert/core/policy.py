@@ -45,6 +45,7 @@ SPEC: dict[str, Field] = {
     "auto_precisions": Field("map", spec={w: Field("list", item=Field("str")) for w in WORKLOADS}),
     "quality_tiers": Field("list", item=Field("map", spec={"name": Field("str"), "min_bits": Field("num", min=0)})),
     "quality_tiers_basis": _BASIS,
+    "schedule_margin": Field("map", spec={"prefer_low_end": Field("bool"), "basis": _BASIS}),
     "quality_classes": Field("map", values=Field("int", min=0, max=10)),
     "quality_classes_dev": Field("map", values=Field("int", min=0, max=10)),
     "serving": Field("map", spec={"max_replicas": Field("map", spec=_VALUE)}),
@@ -91,6 +92,11 @@ class Policy:
         return tuple(self.raw["auto_precisions"][workload])
 
     @property
+    def prefer_schedule_margin(self) -> bool:
+        """Training: rank the systems that meet the deadline even at the low end of the speed range first."""
+        return bool(self.raw["schedule_margin"]["prefer_low_end"])
+
+    @property
     def tiers(self) -> tuple[Tier, ...]:
         return tuple(Tier(t["name"], float(t["min_bits"])) for t in self.raw["quality_tiers"])
 
@@ -103,7 +109,9 @@ class Policy:
 
     def quality_class(self, quality: str, workload: str = "inference") -> int:
         """Rank of a precision's quality loss for the pick (equal classes are equally good)."""
-        table = self.raw["quality_classes_dev" if workload == "dev" else "quality_classes"]
+        # A development box and a full-weight training run keep the reference numerics (bf16) before the
+        # near-lossless formats; serving counts them as one class.
+        table = self.raw["quality_classes_dev" if workload in ("dev", "finetune", "training") else "quality_classes"]
         return int(table.get(quality, len(table)))
 
     @property

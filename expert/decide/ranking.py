@@ -153,8 +153,15 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
     # Development boxes and serving trade quality only when they must; training precisions are one tier.
     by_tier = WORKLOADS[workload].decodes
 
+    trains = WORKLOADS[workload].trains
+    margin = trains and policy.prefer_schedule_margin
+
     def quality(c: Candidate) -> tuple[int, int]:
-        return (c.tier, c.quality_class) if by_tier else (0, 0)
+        if by_tier:
+            return (c.tier, c.quality_class)
+        # A run: the reference numerics (bf16) first, then the systems that meet the deadline even at the slow
+        # end of the speed range.
+        return (c.quality_class if trains else 0, int(margin and c.train_days_slow > c.request.deadline_days))
 
     best_tier = min((r.candidate.tier for r in feasible), default=0) if by_tier else 0
     floor: dict[tuple[int, int], float] = {}
@@ -184,6 +191,9 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
         better = tiers[best_tier - 1].name
         tier_note = (f"nothing at {better} meets the requirement within the budget, so the pick is {tier_name} "
                      f"({pick.candidate.precision.id}: {pick.candidate.precision.quality} quality loss)")
+    elif pick and margin and quality(pick.candidate)[0]:
+        tier_note = ("nothing within the budget meets the deadline at the slow end of the speed range, so the pick "
+                     "meets it at the expected speed only")
     options = _options(ranked, pick)
     over = [r for r in rejected if r.budget_only]
     cheapest_over = min(over, key=lambda r: (r.candidate.capex, key(r))) if (not ranked and over) else None
@@ -234,6 +244,10 @@ def _tradeoff(role: str, c: Candidate, pick: Candidate, cur: str) -> str:
     delta = c.capex - pick.capex
     if role == "good":
         quality = "" if c.tier == pick.tier else f", at {c.precision.id} ({c.precision.quality} quality loss)"
+        if (WORKLOADS[c.request.workload].trains and c.train_days_slow > c.request.deadline_days
+                and pick.train_days_slow <= pick.request.deadline_days):
+            quality += (f", meeting the {c.request.deadline_days:g}-day deadline only at the expected speed "
+                        f"({c.train_days_slow:,.1f} days at the slow end)")
         return f"{money} ({-delta:,.0f} less than the pick{quality}); {_serves(c)}"
     return f"{money} (+{delta:,.0f} over the pick) buys {_serves(c)}"
 
