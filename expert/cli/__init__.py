@@ -137,7 +137,9 @@ def cli() -> None:
 @click.option("--precision", default="auto", show_default=True, type=T.PRECISION,
               help="Weight format; auto picks the best quality that meets the requirement.")
 @click.option("--context", default=None, type=Number("TOKENS"),
-              help="Tokens in the KV cache / sequence length, e.g. 8K = 8,192 (default 4096 or the model max).")
+              help="Tokens each sequence keeps in the KV cache, e.g. 8K = 8,192: every concurrent user is sized at "
+                   "this length (a conversation's history, the worst case); omit it to size each user for prompt + "
+                   "answer (at least 4,096). Training: the sequence length (default 4,096).")
 @click.option("--users", default=None, type=Number("N"),
               help="Concurrent users to serve, >= 1 (default: by workload and deployment, rules/policy.yaml).")
 @click.option("--prompt-tokens", default=None, type=Number("TOKENS"),
