@@ -423,7 +423,7 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
         gpu_w = g.board_power_w * gpus
         feeds = pol.existing_host_max_gpu_w
         desk = plat["desktop"]
-        if gpus <= pol.existing_host_max_cards:
+        if gpus <= pol.existing_host_max_cards and gpu_w <= pol.existing_host_max_psu_gpu_w:
             existing = float(desk["existing_host_memory_gib"])
             if gpu_w <= feeds:
                 return 0.0, (f"in your existing desktop (policy: {pol.existing_host_max_cards} card(s) or fewer and at "
@@ -437,7 +437,10 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
         kind = "desktop" if gpus <= desk["max_gpus"] else "hedt"
         hosts = -(-gpus // int(plat[kind]["max_gpus"]))
         label = {"desktop": "desktop host", "hedt": "HEDT workstation host"}[kind]
-        return (plat[kind]["price_usd"] * hosts, f"{hosts} x {label} ({plat[kind]['price_usd']:,.0f} USD)",
+        why = (f": {gpu_w:,.0f} W of GPU board power needs its own circuit and a case and board built for it, more "
+               f"than an existing desktop takes (policy desk_side.existing_host_max_psu_gpu_w "
+               f"{pol.existing_host_max_psu_gpu_w:,.0f} W)" if gpus <= pol.existing_host_max_cards else "")
+        return (plat[kind]["price_usd"] * hosts, f"{hosts} x {label} ({plat[kind]['price_usd']:,.0f} USD){why}",
                 float(plat[kind]["host_memory_gib"]))
     # The smallest server that takes the cards; beyond eight, several 8-slot servers.
     kind = next((k for k in ("pcie-server-2", "pcie-server-4") if gpus <= plat[k]["max_gpus"]), "pcie-server")

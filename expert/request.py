@@ -45,8 +45,9 @@ class Request:
     output_tokens: int = 512
     min_tokens_per_s: float = 0.0
     ttft_s: float = 0.0
-    # Training and fine-tuning: the run must finish within this many days.
+    # Training and fine-tuning: the run must finish within this many days (given by the user, or the default).
     deadline_days: float = 0.0
+    deadline_given: bool = False
     requirement_note: str = "given"
     stacks: tuple[str, ...] = ("cuda", "rocm", "metal")
     max_desk_cards: int = 2
@@ -325,7 +326,7 @@ def build_request(cat: Catalog, *, model: str, budget: Any, currency: str = "USD
         tokens_v = pick(tokens, "tokens", lambda v: parse_number(v, "--tokens"))
         deadline_v = pick(deadline, "deadline_days", lambda v: parse_number(v, "--deadline"))
         batch_v = _whole(batch, "--batch", 1, 4096) if batch is not None else 1
-        kw.update(tokens=float(tokens_v), deadline_days=float(deadline_v))
+        kw.update(tokens=float(tokens_v), deadline_days=float(deadline_v), deadline_given=deadline is not None)
         if context is None:
             ctx = min(DEFAULT_CONTEXT, m.max_context)
         else:

@@ -150,6 +150,6 @@ def test_rack_scale_parts_are_weighed_in_whole_racks(cat):
 
     req = build_request(cat, model="70b", budget=8_000_000, workload="training", tokens=1e12, deadline=30)
     counts = counts_for(cat.gpus["gb200-nvl72"], req, load_policy())
-    assert counts[:3] == (72, 144, 288)
+    assert counts[:4] == (72, 144, 216, 288)
     assert all(c % 72 == 0 for c in counts)
     assert 16 in counts_for(cat.gpus["h100-sxm"], req, load_policy())

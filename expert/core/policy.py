@@ -51,7 +51,8 @@ SPEC: dict[str, Field] = {
     "serving": Field("map", spec={"max_replicas": Field("map", spec=_VALUE)}),
     "desk_side": Field("map", spec={"max_consumer_cards": Field("map", spec=_VALUE),
                                     "existing_host_max_cards": Field("map", spec=_VALUE),
-                                    "existing_host_max_gpu_w": Field("map", spec=_VALUE)}),
+                                    "existing_host_max_gpu_w": Field("map", spec=_VALUE),
+                                    "existing_host_max_psu_gpu_w": Field("map", spec=_VALUE)}),
     "clusters": Field("map", spec={"counts": Field("list", item=Field("int", min=2)),
                                    "max_budget_multiple": Field("num", min=1), "basis": _BASIS}),
     "stacks": Field("map", spec={**{w: Field("list", item=Field("str")) for w in WORKLOADS}, "basis": _BASIS}),
@@ -126,6 +127,11 @@ class Policy:
     def existing_host_max_gpu_w(self) -> float:
         """GPU board power an existing desktop's power supply feeds; more needs a new (priced) desktop host."""
         return float(self.raw["desk_side"]["existing_host_max_gpu_w"]["value"])
+
+    @property
+    def existing_host_max_psu_gpu_w(self) -> float:
+        """GPU board power a new power supply in an existing desktop feeds; more needs a new desktop host."""
+        return float(self.raw["desk_side"]["existing_host_max_psu_gpu_w"]["value"])
 
     @property
     def max_consumer_cards(self) -> int:
