@@ -97,7 +97,8 @@ def repo(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "facts", repo / "facts")
     shutil.copytree(ROOT / "rules", repo / "rules")
     (repo / "tests" / "scenarios").mkdir(parents=True)
-    for name in ("inference-13b-20k-usd", "inference-70b-int4-15k-usd", "qlora-70b-20k-usd"):
+    for name in ("inference-13b-20k-usd", "inference-70b-int4-15k-usd", "qlora-70b-20k-usd",
+                 "inference-13b-fp16-workstation-3k-usd"):
         src = ROOT / "tests" / "scenarios" / f"{name}.yaml"
         if src.exists():
             shutil.copy(src, repo / "tests" / "scenarios")
@@ -108,7 +109,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_audit_shows_flipped_recommendations_and_the_rule_edit(repo, monkeypatch):
-    # A used A100 is the 70B INT4 pick; a heavier penalty on used cards behind a 24/7 service flips it.
+    # Two used RTX 3090s are the 13B fp16 desk pick; a heavier penalty on used cards behind a 24/7 service flips it.
     cost = repo / "rules" / "power_cost.yaml"
     text = cost.read_text()
     old = "        - req.hours_per_day: {ge: 12.0}\n    then: {penalize: 0.2}"
