@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The fit mutates efficiency entries in place and re-scores: the per-process estimate memo (expert/estimate/memo.py)
+# would return the first value's numbers for every grid point (the training fits then print a flat loss).
+os.environ["GPU_EXPERT_NO_MEMO"] = "1"
 
 from accuracy import HOLDOUT, MEASUREMENTS, record_config, score_record  # noqa: E402
 
