@@ -47,3 +47,15 @@ def test_ranges_cover_most_published_figures(cat):
     acc = _accuracy()
     inside, total = acc.coverage(acc.score_all(cat))
     assert total >= 250 and inside / total >= 0.8
+
+
+def test_a_measured_figure_is_one_of_the_same_workload(cat):
+    # A LoRA record's tokens/s is no measurement of a full fine-tune of the same model on the same GPUs.
+    import yaml
+
+    records = {r["id"]: r for r in yaml.safe_load(
+        (Path(__file__).parent / "validation" / "measurements.yaml").read_text(encoding="utf-8"))["records"]}
+    measured = cat.efficiency["measured"]
+    assert measured
+    for key, m in measured.items():
+        assert key.split("|")[1] == records[m["record"]]["workload"], (key, m["record"])

@@ -54,7 +54,8 @@ def family(cat: Catalog, gpu) -> str:
 
 def measured_key(kind: str, cfg: Config, engine: str) -> str:
     c = cfg
-    return f"{kind}|{c.model.id}|{c.gpu.id}|{c.count}|{c.precision.id}|{engine}|{c.context}|{c.batch}"
+    # The workload is part of the configuration: a LoRA record is no measurement of a full fine-tune.
+    return f"{kind}|{c.workload}|{c.model.id}|{c.gpu.id}|{c.count}|{c.precision.id}|{engine}|{c.context}|{c.batch}"
 
 
 def figure_range(cat: Catalog, kind: str, cfg: Config, engine: str, value: float | None,
