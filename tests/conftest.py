@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,15 @@ class Result:
     code: int
     out: str
     err: str
+
+
+def benchmark_module(name: str):
+    """Import benchmarks/NAME.py (not a package) as module NAME."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up while the body executes
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def run_cli(*args: str) -> Result:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from .conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _accuracy():
-    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["accuracy"] = mod  # dataclasses look their module up while the body executes
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("accuracy")
 
 
 def test_validation_set_is_large_and_sourced():

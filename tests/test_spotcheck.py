@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from .conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _spotcheck():
-    spec = importlib.util.spec_from_file_location("spotcheck", ROOT / "benchmarks" / "spotcheck.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["spotcheck"] = mod  # dataclasses look their module up while the body executes
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("spotcheck")
 
 
 def test_draw_is_distinct_deterministic_and_sourced(capsys):

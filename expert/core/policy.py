@@ -77,17 +77,21 @@ class Policy:
     def requirement_basis(self, workload: str) -> str:
         return self.raw["requirements"][workload]["basis"]
 
+    def _value(self, section: str, key: str) -> float:
+        """A `{value, basis}` entry of one policy section."""
+        return self.raw[section][key]["value"]
+
     @property
     def workstation_workloads(self) -> tuple[str, ...]:
         return tuple(self.raw["deployment"]["workstation_workloads"])
 
     @property
     def workstation_workloads_below_usd(self) -> float:
-        return float(self.raw["deployment"]["workstation_workloads_below_usd"]["value"])
+        return float(self._value("deployment", "workstation_workloads_below_usd"))
 
     @property
     def workstation_below_usd(self) -> float:
-        return float(self.raw["deployment"]["workstation_below_usd"]["value"])
+        return float(self._value("deployment", "workstation_below_usd"))
 
     def auto_precisions(self, workload: str) -> tuple[str, ...]:
         return tuple(self.raw["auto_precisions"][workload])
@@ -117,25 +121,25 @@ class Policy:
 
     @property
     def max_replicas(self) -> int:
-        return int(self.raw["serving"]["max_replicas"]["value"])
+        return int(self._value("serving", "max_replicas"))
 
     @property
     def existing_host_max_cards(self) -> int:
-        return int(self.raw["desk_side"]["existing_host_max_cards"]["value"])
+        return int(self._value("desk_side", "existing_host_max_cards"))
 
     @property
     def existing_host_max_gpu_w(self) -> float:
         """GPU board power an existing desktop's power supply feeds; more needs a new (priced) desktop host."""
-        return float(self.raw["desk_side"]["existing_host_max_gpu_w"]["value"])
+        return float(self._value("desk_side", "existing_host_max_gpu_w"))
 
     @property
     def existing_host_max_psu_gpu_w(self) -> float:
         """GPU board power a new power supply in an existing desktop feeds; more needs a new desktop host."""
-        return float(self.raw["desk_side"]["existing_host_max_psu_gpu_w"]["value"])
+        return float(self._value("desk_side", "existing_host_max_psu_gpu_w"))
 
     @property
     def max_consumer_cards(self) -> int:
-        return int(self.raw["desk_side"]["max_consumer_cards"]["value"])
+        return int(self._value("desk_side", "max_consumer_cards"))
 
     @property
     def cluster_counts(self) -> tuple[int, ...]:
