@@ -30,6 +30,7 @@ from accuracy import HOLDOUT, MEASUREMENTS, record_config, score_record  # noqa:
 from expert.catalog import load_catalog  # noqa: E402
 from expert.core.yamlio import load_yaml_file  # noqa: E402
 from expert.estimate import engine_efficiency, family, measured_key, pick_engine  # noqa: E402
+from expert.estimate.engines import training_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EFFICIENCY = ROOT / "facts" / "efficiency.yaml"
@@ -94,7 +95,7 @@ def fit_all(cat, records) -> None:
     archs: dict[str, list] = {}
     for r in train:
         g = cat.gpus[r["gpu"]]
-        archs.setdefault(f"{g.stack}-{g.architecture}", []).append(r)
+        archs.setdefault(training_key(cat, g), []).append(r)
     table = cat.efficiency.setdefault("training", {})
     for key, recs in sorted(archs.items()):
         entry = table.setdefault(key, {"hfu": cat.efficiency["constants"]["training_hfu"]["value"]})

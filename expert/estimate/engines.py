@@ -43,6 +43,15 @@ def pick_engine(gpu: Gpu, precision: Precision, workload: str) -> str:
     return "vllm"
 
 
+def training_key(cat: Catalog, gpu: Gpu) -> str:
+    """The facts/efficiency.yaml `training` entry a GPU's HFU comes from: stack-architecture-segment where the
+    validation set fits one (GeForce runs PyTorch at the half-rate FP32-accumulate peak, so its fit does not carry
+    over to the professional cards of the same chip), else stack-architecture."""
+    table = cat.efficiency.get("training", {})
+    narrow = f"{gpu.stack}-{gpu.architecture}-{gpu.segment}"
+    return narrow if narrow in table else f"{gpu.stack}-{gpu.architecture}"
+
+
 def engine_info(cat: Catalog, engine: str) -> dict[str, Any]:
     return cat.efficiency.get("engines", {}).get(engine, {})
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
 from .config import GIB, Config
-from .engines import constant, engine_efficiency
+from .engines import constant, engine_efficiency, training_key
 from .links import link_for, scale_up_gpus
 from .memo import PLANS
 from .memory import layer_activation_bytes, lora_params, weight_bytes
@@ -289,7 +289,7 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
     peak = peak16
     if cfg.precision.id == "fp8" and g.fp8:
         peak *= _c(cat, "fp8_training_speedup")
-    per_arch = cat.efficiency.get("training", {}).get(f"{g.stack}-{g.architecture}")
+    per_arch = cat.efficiency.get("training", {}).get(training_key(cat, g))
     hfu = per_arch["hfu"] if per_arch else _c(cat, "training_hfu")
     n_act = m.active_params
     attn = 6 * m.layers * ctx * m.attention_heads * m.head_dim

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
 from .config import Config
-from .engines import constant
+from .engines import constant, training_key
 from .links import Link
 from .memory import lora_params
 
@@ -15,7 +15,7 @@ def train_rate(cat: Catalog, cfg: Config, checkpointing: bool, link: Link, notes
     ctx, batch = cfg.context, cfg.batch
     wl = WORKLOADS[cfg.workload]
     # Hardware FLOPs utilisation per architecture where the validation set fits one, else the common value.
-    per_arch = cat.efficiency.get("training", {}).get(f"{g.stack}-{g.architecture}")
+    per_arch = cat.efficiency.get("training", {}).get(training_key(cat, g))
     hfu = per_arch["hfu"] if per_arch else constant(cat, "training_hfu")
     dtype = "bf16" if g.bf16 else "fp16"
     peak = (g.peak_tflops(dtype) or g.tflops_fp16 or 1.0) * 1e12
