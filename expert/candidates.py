@@ -182,6 +182,12 @@ class Candidate:
         return days * mid / low
 
     @property
+    def late_at_slow_end(self) -> bool:
+        """A run with a deadline the user stated, met only if it goes at the expected speed, not the slow end."""
+        r = self.request
+        return WORKLOADS[r.workload].trains and r.deadline_given and self.train_days_slow > r.deadline_days
+
+    @property
     def energy_per_million_tokens(self) -> float:
         """Electricity per million tokens at the load sized for (not at batch 1)."""
         if WORKLOADS[self.request.workload].trains:

@@ -310,12 +310,11 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         asked["tokens"] = tokens
     if users not in (None, "max") and not WORKLOADS_TRAIN(workload):
         asked.update(users=users, prompt_tokens=prompt_tokens, output_tokens=output_tokens)
-    req = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
-                        context=context, batch=batch, region=region, electricity=electricity,
-                        deployment=deployment, default_context=4096)
-    judged = build_request(cat, model=model, budget=1, currency=currency, workload=workload, precision=precision,
-                           context=context, batch=batch, region=region, electricity=electricity,
-                           deployment=deployment, default_context=4096, **asked) if asked else req
+    base: dict[str, Any] = dict(model=model, budget=1, currency=currency, workload=workload, precision=precision,
+                                context=context, batch=batch, region=region, electricity=electricity,
+                                deployment=deployment, default_context=4096)
+    req = build_request(cat, **base)
+    judged = build_request(cat, **base, **asked) if asked else req
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
     cfg = Config(model=req.model, gpu=cat.gpus[gpu], count=int(n), precision=cat.precisions[req.precision],
                  workload=req.workload, context=req.context, batch=req.batch,

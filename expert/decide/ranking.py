@@ -161,8 +161,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
             return (c.tier, c.quality_class)
         # A run: the reference numerics (bf16) first, then the systems that meet the deadline even at the slow
         # end of the speed range.
-        return (c.quality_class if trains else 0, int(margin and c.request.deadline_given
-                                                      and c.train_days_slow > c.request.deadline_days))
+        return (c.quality_class if trains else 0, int(margin and c.late_at_slow_end))
 
     best_tier = min((r.candidate.tier for r in feasible), default=0) if by_tier else 0
     floor: dict[tuple[int, int], float] = {}
@@ -245,9 +244,7 @@ def _tradeoff(role: str, c: Candidate, pick: Candidate, cur: str) -> str:
     delta = c.capex - pick.capex
     if role == "good":
         quality = "" if c.tier == pick.tier else f", at {c.precision.id} ({c.precision.quality} quality loss)"
-        if (WORKLOADS[c.request.workload].trains and c.request.deadline_given
-                and c.train_days_slow > c.request.deadline_days
-                and pick.train_days_slow <= pick.request.deadline_days):
+        if c.late_at_slow_end and not pick.late_at_slow_end:
             quality += (f", meeting the {c.request.deadline_days:g}-day deadline only at the expected speed "
                         f"({c.train_days_slow:,.1f} days at the slow end)")
         return f"{money} ({-delta:,.0f} less than the pick{quality}); {_serves(c)}"
