@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 VERIFICATION = ("primary", "primary_quoted", "secondary", "secondary_weak", "derived")
@@ -133,36 +134,36 @@ class Model:
     vision_params: int = 0  # vision encoder and projector of a multimodal checkpoint (loaded, not decoded)
     released_precision: str = "bf16"  # the precision the published checkpoint is in (gpt-oss: mxfp4)
 
-    @property
+    @cached_property
     def embedding_params(self) -> int:
         """Input embedding plus (untied) output head: the tensors quantizers usually leave at 16 bit."""
         return self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
 
-    @property
+    @cached_property
     def expert_width(self) -> int:
         return self.expert_intermediate_size or self.intermediate_size
 
-    @property
+    @cached_property
     def n_moe_layers(self) -> int:
         return (self.moe_layers or self.layers) if self.experts else 0
 
-    @property
+    @cached_property
     def params_per_expert_layer(self) -> int:
         """Weights of one routed expert in one layer (gate, up and down projections)."""
         return 3 * self.hidden_size * self.expert_width
 
-    @property
+    @cached_property
     def routed_expert_params(self) -> int:
         return self.experts * self.params_per_expert_layer * self.n_moe_layers
 
-    @property
+    @cached_property
     def active_params(self) -> int:
         """Parameters touched per token: all of a dense model; of an MoE, all but the idle routed experts
         (the shared expert, attention and embeddings are always read). The vision tower is not run in decode."""
         idle = (self.experts - self.active_experts) * self.params_per_expert_layer * self.n_moe_layers
         return self.params - self.vision_params - idle
 
-    @property
+    @cached_property
     def active_ffn_width(self) -> int:
         """FFN width one token's activations pass through in an MoE layer (routed + shared), else dense."""
         if not self.experts:
@@ -170,7 +171,7 @@ class Model:
         shared = self.shared_experts * (self.shared_expert_intermediate_size or self.expert_width)
         return self.active_experts * self.expert_width + shared
 
-    @property
+    @cached_property
     def kv_bytes_per_token_fp16(self) -> int:
         # K and V, every layer, only the KV heads (GQA): 2 x L x kv_heads x head_dim x 2 bytes.
         return 2 * self.layers * self.kv_heads * self.head_dim * 2
@@ -221,7 +222,7 @@ class Precision:
     sources: tuple[str, ...]
     aliases: tuple[str, ...] = ()  # other names users type (F16, AWQ-INT4, ...), matched case-insensitively
 
-    @property
+    @cached_property
     def quality_rank(self) -> int:
         return QUALITY_LEVELS.index(self.quality)
 

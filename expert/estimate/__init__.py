@@ -26,7 +26,7 @@ from .config import GIB, Config, Estimate
 from .decode import decode
 from .engines import ENGINES, constant, engine_efficiency, memory_system, pick_engine
 from .links import Link, has_fabric, link_for, nodes_spanned, scale_up_gpus
-from .memo import ESTIMATES
+from .memo import ESTIMATES, PHYSICS
 from .memory import KV_CACHE_BYTES, estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
 from .offload import max_context, partial_offload
 from .plan import Plan, plan_memory, plan_training
@@ -95,6 +95,25 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
 
 
 def _estimate(cat: Catalog, cfg: Config) -> Estimate:
+    # Memory, speed and the plan do not depend on electricity, currency, PUE or deployment (only power does):
+    # they are computed once per physical configuration and shared by every price basis (memo.PHYSICS).
+    engine, mem, link, throughput, notes, plan, ranges, offload = PHYSICS.get(cat, cfg, ("physics",),
+                                                                              lambda: _physics(cat, cfg))
+    wl = WORKLOADS[cfg.workload]
+    notes = list(notes)
+    pw = power(cat, cfg, throughput["train_tokens_per_s"] if wl.trains else throughput["decode_tokens_per_s"], notes)
+    est = Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link, notes)
+    est.plan = plan
+    est.ranges = ranges
+    if offload is not None:
+        est.offload = offload
+        notes.append(f"partial CPU offload (llama.cpp -ngl {offload.gpu_layers}): {offload.cpu_layers} of "
+                     f"{cfg.model.layers} layers in host RAM at {offload.host_bandwidth_gbs:.0f} GB/s achievable; "
+                     f"decode {offload.decode_tokens_per_s:.1f} tokens/s, limited by the {offload.limited_by}")
+    return est
+
+
+def _physics(cat: Catalog, cfg: Config) -> tuple:
     g, n = cfg.gpu, cfg.count
     wl = WORKLOADS[cfg.workload]
     engine = pick_engine(g, cfg.precision, cfg.workload) if wl.trains else (
@@ -108,6 +127,7 @@ def _estimate(cat: Catalog, cfg: Config) -> Estimate:
     link = link_for(cat, g, n)
     decode_tps = prefill_tps = train_tps = None
     entries: dict[str, dict | None] = {}
+    plan = None
     if not wl.trains:
         decode_tps, read, comm, d = decode(cat, cfg, engine, mem.parallelism, cfg.batch)
         entries["decode_tokens_per_s"] = d
@@ -128,19 +148,9 @@ def _estimate(cat: Catalog, cfg: Config) -> Estimate:
         train_tps = plan.tokens_per_s
         notes.extend(plan.notes)
         entries["train_tokens_per_s"] = cat.efficiency["constants"]["training_hfu"]
-    pw = power(cat, cfg, train_tps if wl.trains else decode_tps, notes)
     throughput = {"decode_tokens_per_s": decode_tps, "prefill_tokens_per_s": prefill_tps,
                   "train_tokens_per_s": train_tps}
-    est = Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link, notes)
-    if wl.trains:
-        est.plan = plan
-    est.ranges = {k: figure_range(cat, k, cfg, engine, v, entries.get(k)) for k, v in throughput.items()
-                  if v is not None}
-    if not mem.fits and engine == "llama.cpp":
-        off = partial_offload(cat, cfg, mem.breakdown)
-        if off is not None:
-            est.offload = off
-            notes.append(f"partial CPU offload (llama.cpp -ngl {off.gpu_layers}): {off.cpu_layers} of "
-                         f"{cfg.model.layers} layers in host RAM at {off.host_bandwidth_gbs:.0f} GB/s achievable; "
-                         f"decode {off.decode_tokens_per_s:.1f} tokens/s, limited by the {off.limited_by}")
-    return est
+    ranges = {k: figure_range(cat, k, cfg, engine, v, entries.get(k)) for k, v in throughput.items()
+              if v is not None}
+    offload = partial_offload(cat, cfg, mem.breakdown) if not mem.fits and engine == "llama.cpp" else None
+    return engine, mem, link, throughput, notes, plan, ranges, offload

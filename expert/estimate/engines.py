@@ -80,6 +80,9 @@ def borrowed(cat: Catalog, section: str, engine: str, gpu: Gpu) -> str | None:
     return key if owner != engine else None
 
 
+_CHOSEN: dict[tuple, tuple[dict, Gpu, str, bool]] = {}
+
+
 def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict[str, Any]:
     """Most specific calibration entry: engine-stack-architecture, engine-stack-memory system, engine-stack,
     then the same for the engine this one is `like` (SGLang like vLLM, MLX like llama.cpp), then vLLM's.
@@ -90,10 +93,20 @@ def engine_efficiency(cat: Catalog, section: str, engine: str, gpu: Gpu) -> dict
     efficiency.yaml overrides), never the lender's `derived`. The copy is cached so that it is one object per
     (section, engine, entry), as benchmarks/calibrate.py expects."""
     table = cat.efficiency[section]
-    key, owner = _lookup(cat, table, engine, gpu)
+    # Which entry a (section, engine, GPU) takes is asked hundreds of thousands of times in a sweep; the answer
+    # is kept per table object and size (benchmarks/calibrate.py adds entries and edits them in place: the
+    # entry itself is always read from the table).
+    lk = (id(table), len(table), section, engine, gpu.id, id(gpu))
+    hit = _CHOSEN.get(lk)
+    if hit is None or hit[0] is not table or hit[1] is not gpu:
+        key, owner = _lookup(cat, table, engine, gpu)
+        own_sources = set(engine_info(cat, engine).get("sources", ()))
+        if len(_CHOSEN) > 10_000:
+            _CHOSEN.clear()
+        hit = _CHOSEN[lk] = (table, gpu, key, owner == engine or not own_sources <= {"ENGINEERING_ASSUMPTION"})
+    key = hit[2]
     entry = table[key]
-    own_sources = set(engine_info(cat, engine).get("sources", ()))
-    if owner == engine or not own_sources <= {"ENGINEERING_ASSUMPTION"}:
+    if hit[3]:
         return entry
     cache = cat.efficiency.setdefault("_borrowed", {})
     ck = f"{section}|{engine}|{key}"

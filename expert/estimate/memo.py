@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from itertools import islice
 from typing import TypeVar
 
 from ..catalog import Catalog
@@ -21,7 +22,7 @@ T = TypeVar("T")
 NO_MEMO_ENV = "GPU_EXPERT_NO_MEMO"
 # Entries per table before it is cleared: bounds the memory a long sweep holds (an Estimate with its notes and
 # plan is a few kB; a Serving a few hundred bytes).
-LIMITS = {"estimates": 5_000, "serving": 50_000, "plans": 2_000}
+LIMITS = {"estimates": 5_000, "physics": 20_000, "serving": 50_000, "plans": 2_000}
 
 
 def memo_disabled() -> bool:
@@ -38,11 +39,14 @@ def refresh() -> None:
 
 
 class Memo:
-    """One table of memoised results (estimate, serve, ...)."""
+    """One table of memoised results (estimate, serve, ...). `priced`: the result depends on the electricity
+    price, currency, PUE and deployment (only power and cost do); the others are keyed without them, so every
+    price basis of a sweep shares them."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, priced: bool = False) -> None:
         self._d: dict[tuple, tuple] = {}
         self.limit = limit
+        self.priced = priced
 
     def __len__(self) -> int:
         return len(self._d)
@@ -54,19 +58,24 @@ class Memo:
         if _off:
             return compute()
         key = (cfg.model.id, cfg.gpu.id, cfg.count, cfg.precision.id, cfg.workload, cfg.context, cfg.batch,
-               cfg.engine, cfg.kv_cache, cfg.electricity_per_kwh, cfg.currency, cfg.pue) + extra
+               cfg.engine, cfg.kv_cache) + extra
+        if self.priced:
+            key += (cfg.electricity_per_kwh, cfg.currency, cfg.pue, cfg.deployment)
         hit = self._d.get(key)
         if (hit is not None and hit[0] is cat and hit[1] is cfg.model and hit[2] is cfg.gpu
                 and hit[3] is cfg.precision):
             return hit[4]
         value = compute()
         if len(self._d) >= self.limit:
-            self._d.clear()
+            # Drop the oldest half (dicts keep insertion order): a sweep wider than the table keeps its recent
+            # entries instead of starting again from nothing.
+            for k in list(islice(self._d, len(self._d) // 2)):
+                del self._d[k]
         self._d[key] = (cat, cfg.model, cfg.gpu, cfg.precision, value)
         return value
 
 
-ESTIMATES = Memo(LIMITS["estimates"])
-SERVING = Memo(LIMITS["serving"])
-PLANS = Memo(LIMITS["plans"])  # the training-plan search (plan.choose), independent of prices and electricity
-
+ESTIMATES = Memo(LIMITS["estimates"], priced=True)
+PHYSICS = Memo(LIMITS["physics"])  # memory, speed and plan of an estimate: independent of prices and power
+SERVING = Memo(LIMITS["serving"])  # serving at a load and the load-independent capacity: no prices either
+PLANS = Memo(LIMITS["plans"])  # the training-plan search (plan.choose)

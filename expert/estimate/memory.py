@@ -69,12 +69,24 @@ def k_fallback_bytes(model: Model, precision: Precision) -> float:
     return extra
 
 
+# weight_bytes per (model, precision) object pair: the estimator asks for it a few times per candidate, and the
+# GGUF fallback count walks every layer. Keyed by ids and checked by identity, as estimate/memo.py does.
+_WEIGHT_BYTES: dict[tuple[int, int], tuple[Model, Precision, float]] = {}
+
+
 def weight_bytes(model: Model, precision: Precision) -> float:
     """Checkpoint bytes at this precision: quantizers that skip embeddings/lm_head keep them at 16 bit;
     GGUF K-quants add the fallback-type bytes of tensors whose rows are not a multiple of 256."""
+    hit = _WEIGHT_BYTES.get((id(model), id(precision)))
+    if hit is not None and hit[0] is model and hit[1] is precision:
+        return hit[2]
     emb = model.embedding_params
-    return ((model.params - emb) * precision.bits_per_weight / 8 + emb * precision.embedding_bits / 8
-            + k_fallback_bytes(model, precision))
+    value = ((model.params - emb) * precision.bits_per_weight / 8 + emb * precision.embedding_bits / 8
+             + k_fallback_bytes(model, precision))
+    if len(_WEIGHT_BYTES) > 10_000:
+        _WEIGHT_BYTES.clear()
+    _WEIGHT_BYTES[(id(model), id(precision))] = (model, precision, value)
+    return value
 
 
 # Bytes per cached K/V element. fp8: one byte (vLLM/TensorRT-LLM kv_cache_dtype fp8); GGUF cache types are

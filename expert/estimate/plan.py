@@ -186,24 +186,61 @@ def _gather_s(nbytes: float, ranks: int, gbs: float) -> float:
     return 0.0 if ranks <= 1 else (ranks - 1) / ranks * nbytes / (gbs * 1e9)
 
 
-def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
-    """Memory, fit and step time of one strategy x layout (no search)."""
+class _Fixed:
+    """What every plan of one search shares: the constants, the node, host and PCIe figures, the peak and HFU,
+    the model's FLOPs per token, and the links of each layout (computed once per layout, not per strategy).
+    The arithmetic is the same as computing each where it is used, so plans are unchanged."""
+
+    def __init__(self, cat: Catalog, cfg: Config) -> None:
+        m, g = cfg.model, cfg.gpu
+        self.c = {k: _c(cat, k) for k in (
+            "lora_rank", "reduce_bucket_elements", "stage3_max_live_parameters", "loss_chunks", "cuda_context_gib",
+            "fp8_training_speedup", "training_hfu", "recompute_flops_factor", "dequant_bytes_per_param",
+            "comm_overlap", "nvme_gbs_per_node", "cpu_adam_bytes_per_param")}
+        self.node = gpus_per_node(cat, cfg)
+        self.host_mem, self.host_bw = _host(cat, cfg)
+        self.pcie = _pcie_gbs(cat, cfg)
+        self.lora = lora_params(m, int(self.c["lora_rank"]))
+        self.wbytes = weight_bytes(m, cfg.precision)
+        dtype = "bf16" if g.bf16 else "fp16"
+        self.peak16 = (g.peak_tflops(dtype) or g.tflops_fp16 or 1.0) * 1e12
+        per_arch = cat.efficiency.get("training", {}).get(training_key(cat, g))
+        self.hfu = per_arch["hfu"] if per_arch else self.c["training_hfu"]
+        self.n_act = m.active_params
+        self.attn = 6 * m.layers * cfg.context * m.attention_heads * m.head_dim
+        self.qlora_bw = (g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", "vllm", g)["bandwidth_fraction"]
+                         if cfg.workload == "qlora" else 0.0)
+        self._links: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+
+    def links(self, cat: Catalog, cfg: Config, lo: Layout) -> dict[str, Any]:
+        k = (lo.tp, lo.cp, lo.dp, lo.pp)
+        hit = self._links.get(k)
+        if hit is None:
+            hit = self._links[k] = _links(cat, cfg, lo)
+        return hit
+
+
+def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | None = None) -> Plan:
+    """Memory, fit and step time of one strategy x layout (no search); `fx` is what a search shares."""
+    if fx is None:
+        fx = _Fixed(cat, cfg)
+    C = fx.c
     m, g = cfg.model, cfg.gpu
     wl = WORKLOADS[cfg.workload]
     n = cfg.count
-    node = gpus_per_node(cat, cfg)
+    node = fx.node
     ctx = cfg.context
     opt = OPTIMIZERS[st.optimizer]
     mp = lo.tp * lo.pp  # model-parallel ranks share the weights
     d = lo.dp * lo.cp  # ZeRO/FSDP shard over data x context ranks (torchtitan and Megatron do the same)
     shard = d if st.sharding != "hsdp" else max(1, min(d, node // (lo.tp * lo.cp)))
-    links = _links(cat, cfg, lo)
+    links = fx.links(cat, cfg, lo)
     notes: list[str] = []
 
     # --- memory per GPU -------------------------------------------------------------------------------
     if wl.adapters:
-        base = weight_bytes(m, cfg.precision) if cfg.workload == "qlora" else m.params * 2.0
-        trainable = lora_params(m, int(_c(cat, "lora_rank"))) * st.lora_layers
+        base = fx.wbytes if cfg.workload == "qlora" else m.params * 2.0
+        trainable = fx.lora * st.lora_layers
         state_b = 16.0  # fp32 adapter + fp32 grad + AdamW m, v: adapters are small, kept in fp32
         w_gpu = base / mp / (shard if st.sharding in ("zero3", "hsdp") else 1)
         adapter = trainable * state_b / mp / (shard if st.sharding != "ddp" else 1)
@@ -220,7 +257,7 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
             # Optimizer offload: states live in host memory and the gradients stream to it through one
             # reduce bucket (DeepSpeed reduce_bucket_size, torch FSDP CPUOffload likewise keeps grads on CPU).
             optim = 0.0
-            grads = min(grads, _c(cat, "reduce_bucket_elements") * 2.0)
+            grads = min(grads, C["reduce_bucket_elements"] * 2.0)
         if st.offload == "optimizer+params":
             weights = 0.0
     layer_params = (m.params - m.embedding_params) / m.layers / lo.tp
@@ -230,8 +267,8 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
         # resident gathered parameters at stage3_max_live_parameters.
         live = 2 * layer_params
         if st.framework == "deepspeed":
-            live = min(live, _c(cat, "stage3_max_live_parameters"))
-        gathered = live * (weight_bytes(m, cfg.precision) / m.params if cfg.workload == "qlora" else 2.0)
+            live = min(live, C["stage3_max_live_parameters"])
+        gathered = live * (fx.wbytes / m.params if cfg.workload == "qlora" else 2.0)
     weights += gathered
 
     tokens_mb = lo.micro_batch * ctx / lo.cp  # tokens one GPU holds activations for, per micro-batch
@@ -252,9 +289,9 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
         act = 2 * hidden + full_layer  # checkpoints stream to pinned host memory, two in flight
     # Loss: bf16 logits of the micro-batch plus one fp32 chunk at a time (torchtune CEWithChunkedOutputLoss,
     # 8 chunks); only the last pipeline stage has them, and tensor parallel splits the vocabulary.
-    chunks = _c(cat, "loss_chunks")
+    chunks = C["loss_chunks"]
     logits = tokens_mb * m.vocab_size / lo.tp * (2 + 4 / chunks)
-    overhead = _c(cat, "cuda_context_gib") * GIB if g.stack != "metal" else 0.0
+    overhead = C["cuda_context_gib"] * GIB if g.stack != "metal" else 0.0
     per_gpu = {"weights": weights / GIB, "gradients": grads / GIB, "optimizer": optim / GIB,
                "activations": act / GIB, "logits": logits / GIB, "overhead": overhead / GIB}
     total = sum(per_gpu.values())
@@ -267,7 +304,7 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
         total -= paged_overflow
     per_gpu.update(total=total, available=available)
 
-    host_mem, host_bw = _host(cat, cfg)
+    host_mem, host_bw = fx.host_mem, fx.host_bw
     gpus_node = node
     host = 0.0
     if st.offload != "none":
@@ -277,25 +314,23 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
         if st.offload == "optimizer+params":
             host += shard_params * 2.0 * gpus_node
         if st.offload_device == "nvme":
-            host = _c(cat, "reduce_bucket_elements") * 2.0 * 4 * gpus_node  # pinned swap buffers only
+            host = C["reduce_bucket_elements"] * 2.0 * 4 * gpus_node  # pinned swap buffers only
     if ck == "full+offload":
         host += held * hidden * gpus_node
     host += paged_overflow * GIB * gpus_node
     fits = total <= available and host / GIB <= host_mem
 
     # --- step time -------------------------------------------------------------------------------------
-    dtype = "bf16" if g.bf16 else "fp16"
-    peak16 = (g.peak_tflops(dtype) or g.tflops_fp16 or 1.0) * 1e12
+    peak16 = fx.peak16
     peak = peak16
     if cfg.precision.id == "fp8" and g.fp8:
-        peak *= _c(cat, "fp8_training_speedup")
-    per_arch = cat.efficiency.get("training", {}).get(training_key(cat, g))
-    hfu = per_arch["hfu"] if per_arch else _c(cat, "training_hfu")
-    n_act = m.active_params
-    attn = 6 * m.layers * ctx * m.attention_heads * m.head_dim
+        peak *= C["fp8_training_speedup"]
+    hfu = fx.hfu
+    n_act = fx.n_act
+    attn = fx.attn
     model_flops = 6 * n_act + attn  # per token, what MFU counts
     base = 4 * n_act + attn * 2 / 3 if wl.adapters else model_flops
-    recompute = {"none": 0.0, "selective": 0.5}.get(ck, 1.0) * _c(cat, "recompute_flops_factor") * 2 * n_act
+    recompute = {"none": 0.0, "selective": 0.5}.get(ck, 1.0) * C["recompute_flops_factor"] * 2 * n_act
     tok_replica = lo.micro_batch * ctx  # tokens of one micro-batch for one model replica
     t_mb = (base + recompute) * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
     t_ideal_mb = base * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
@@ -303,12 +338,11 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
         # NF4 weights are dequantised to bf16 for every GEMM pass (forward, recompute, backward): read 4-bit,
         # write bf16, read bf16 back; a memory-bound kernel at the streaming share of the bandwidth.
         passes = 2 + (1 if ck != "none" else 0)
-        bw = g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", "vllm", g)["bandwidth_fraction"]
-        t_mb += passes * n_act / mp * _c(cat, "dequant_bytes_per_param") / bw
+        t_mb += passes * n_act / mp * C["dequant_bytes_per_param"] / fx.qlora_bw
     ga = lo.grad_accum
     t_compute = ga * t_mb
     t_pipe = t_compute / (1 - lo.bubble)
-    overlap = _c(cat, "comm_overlap")
+    overlap = C["comm_overlap"]
     comm = {"tensor": 0.0, "context": 0.0, "pipeline": 0.0, "data": 0.0, "offload": 0.0}
     if lo.tp > 1:
         # Megatron-style TP + sequence parallel: per layer 2 collectives forward, 2 backward (+2 recompute) of
@@ -323,7 +357,7 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
     if lo.pp > 1:
         p2p = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2 / lo.tp
         comm["pipeline"] = ga * 2 * lo.virtual_stages * p2p / (links["pipeline"].gbs * 1e9) * (1 - overlap)
-    grad_elems = (lora_params(m, int(_c(cat, "lora_rank"))) * st.lora_layers if wl.adapters else m.params) / mp
+    grad_elems = (fx.lora * st.lora_layers if wl.adapters else m.params) / mp
     if d > 1:
         dl = links["data"]
         if st.sharding in ("zero3", "hsdp") and not wl.adapters:
@@ -344,21 +378,21 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout) -> Plan:
         # CPU Adam streams every state through host memory once per step; gradients go down and updated
         # bf16 parameters come back over PCIe (and through the same host memory).
         shard_params = (m.params / mp) / shard
-        pcie = _pcie_gbs(cat, cfg) * 1e9
+        pcie = fx.pcie * 1e9
         per_gpu_pcie = shard_params * 4.0
         if st.offload == "optimizer+params":
             per_gpu_pcie += ga * shard_params * 2.0 * (3 if ck != "none" else 2)  # fetch per pass
         if st.offload_device == "nvme":
-            t_states = 2 * shard_params * (opt["state"] + 4.0) * gpus_node / (_c(cat, "nvme_gbs_per_node") * 1e9)
+            t_states = 2 * shard_params * (opt["state"] + 4.0) * gpus_node / (C["nvme_gbs_per_node"] * 1e9)
         else:
-            t_states = shard_params * _c(cat, "cpu_adam_bytes_per_param") * gpus_node / (host_bw * 1e9)
+            t_states = shard_params * C["cpu_adam_bytes_per_param"] * gpus_node / (host_bw * 1e9)
         t_pcie = max(per_gpu_pcie / pcie, per_gpu_pcie * gpus_node / (host_bw * 1e9))
         comm["offload"] = t_states + max(0.0, t_pcie - overlap * t_compute)
     if ck == "full+offload":
-        t_act = ga * 2 * held * hidden / (_pcie_gbs(cat, cfg) * 1e9)
+        t_act = ga * 2 * held * hidden / (fx.pcie * 1e9)
         comm["offload"] += max(0.0, t_act - overlap * t_compute)
     if paged_overflow:
-        comm["offload"] += 2 * paged_overflow * GIB / (_pcie_gbs(cat, cfg) * 1e9)
+        comm["offload"] += 2 * paged_overflow * GIB / (fx.pcie * 1e9)
     step = t_pipe + sum(comm.values())
     tokens_step = lo.dp * ga * tok_replica
     tps = tokens_step / step
@@ -507,6 +541,7 @@ def choose(cat: Catalog, cfg: Config, global_tokens: float | None = None,
     lay_fix = {k: v for k, v in constraint.items() if k in Layout.__dataclass_fields__}
     st_fix = {k: v for k, v in constraint.items() if k in Strategy.__dataclass_fields__}
     plans = []
+    fx = _Fixed(cat, cfg)
     for lo in layouts(cat, cfg, global_tokens) if not {"tp", "pp", "dp"} <= set(lay_fix) else [
             Layout(**{"cp": 1, "micro_batch": cfg.batch, "grad_accum": 1,
                       "virtual_stages": interleave(cfg.model.layers, lay_fix.get("pp", 1)), **lay_fix})]:
@@ -518,7 +553,7 @@ def choose(cat: Catalog, cfg: Config, global_tokens: float | None = None,
                 continue
             if wl.adapters and st.lora_layers != constraint.get("lora_layers", 1.0):
                 st = replace(st, lora_layers=constraint["lora_layers"])
-            plans.append(evaluate(cat, cfg, st, lo))
+            plans.append(evaluate(cat, cfg, st, lo, fx))
     if not plans:
         raise ValueError(f"no training layout for {cfg.count} GPUs with {constraint}")
     plans.sort(key=_key)
