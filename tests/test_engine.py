@@ -251,3 +251,25 @@ def test_engine_number_keeps_comparisons_with_safe_thresholds():
     for v in (3e-07, 5e-05, 1e16, 0.0, 0.5, 123.0):
         for t in (0.0, 1e-3, 0.5, 1e14):
             assert (engine_number(v) > t) == (v > t)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, 1e-9, -1e-9, 5e-5, 8.0, 8.000001, 7.99, 1e20, -1e20, 10**16, -10**16,
+                                   3, None])
+def test_the_inline_class_function_gives_the_flat_class_key(value):
+    # The generated class function writes _num / _interval out inline; it must put every number (clamped tiny and
+    # huge ones, -0.0, ints, None) in the class the flat projection's _class_key gives.
+    rs = ruleset(OPERATORS)
+    compiled = engine.compile_ruleset(rs)
+    f = fact(7, precision__bits=value, memory__per_gpu_gib=value)
+    for factor, keys in compiled.keys.items():
+        flat = engine._flatten(f, compiled.lookups)
+        want = engine._class_key(tuple(flat[k] for k in keys), compiled.classes[factor])
+        assert compiled.class_of[factor](f) == want
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_the_inline_class_function_refuses_non_finite_numbers(value):
+    compiled = engine.compile_ruleset(ruleset(OPERATORS))
+    with pytest.raises(engine._NotFinite):
+        for factor in compiled.keys:
+            compiled.class_of[factor](fact(8, precision__bits=value))

@@ -102,13 +102,6 @@ def _num(v: Any) -> Any:
     return v
 
 
-def _interval(v: Any, lits: tuple, litset: frozenset) -> Any:
-    v = _num(v)
-    if v is None or v.__class__ is bool:
-        return v
-    return (bisect.bisect_left(lits, v), v in litset)
-
-
 def _checked_class(class_of, fact: dict[str, Any], lookups: list[tuple[str, tuple[str, ...]]]) -> tuple:
     try:
         return class_of(fact)
@@ -119,20 +112,43 @@ def _checked_class(class_of, fact: dict[str, Any], lookups: list[tuple[str, tupl
 
 def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys: list[str],
                     by_key: dict[str, str]):
-    """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection)."""
-    env: dict[str, Any] = {"_interval": _interval, "_num": _num}
-    parts = []
+    """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection).
+
+    The number handling of _num and _interval is written out inline for each field: the function runs once per
+    candidate and factor, hundreds of thousands of times in a sweep, and the calls were most of its time."""
+    env: dict[str, Any] = {"_num": _num, "_NotFinite": _NotFinite, "_bisect": bisect.bisect_left,
+                           "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
+    lines, parts = [], []
     for (i, lits, litset), k in zip(spec, keys, strict=True):
         path = by_key[k]
         access = "fact" + "".join(f"[{p!r}]" for p in path.split("."))
         if lits is not None:
             env[f"L{i}"], env[f"S{i}"] = lits, litset
-            parts.append(f"_interval({access}, L{i}, S{i})")
+            lines += [
+                f"v = {access}",
+                "c = v.__class__",
+                "if c is float:",
+                "    if v - v != 0.0:",  # inf and nan: refused (as _num does)
+                "        raise _NotFinite",
+                "    if not (TINY <= abs(v) <= HUGE):",
+                "        v = _engine_number(v)",
+                f"    k{i} = (_bisect(L{i}, v), v in S{i})",
+                "elif c is int:",
+                "    if v > HUGE or v < -HUGE:",
+                "        v = int(_copysign(HUGE, v))",
+                f"    k{i} = (_bisect(L{i}, v), v in S{i})",
+                "elif v is None or c is bool:",
+                f"    k{i} = v",
+                "else:",
+                f"    k{i} = (_bisect(L{i}, v), v in S{i})",
+            ]
+            parts.append(f"k{i}")
         elif FACT_FIELDS[path] in (str, bool):
             parts.append(access)  # compared for equality only: the value itself is its class
         else:
             parts.append(f"_num({access})")
-    src = "def class_of(fact):\n    return (" + "".join(p + ", " for p in parts) + ")\n"
+    body = "".join(f"    {ln}\n" for ln in lines)
+    src = "def class_of(fact):\n" + body + "    return (" + "".join(p + ", " for p in parts) + ")\n"
     exec(compile(src, "<rule classes>", "exec"), env)  # noqa: S102 - source built from vocabulary paths only
     return env["class_of"]
 
