@@ -461,7 +461,7 @@ def _economics(cat: Catalog, req: Request, g: Gpu, est: Estimate, gpus: int, rep
     rate = cat.energy.currencies[req.currency]
     platform_usd, platform_note, host_gib = platform_cost(cat, req, g, gpus, policy)
     # The whole system's draw: every replica's GPUs plus the host(s) they share (estimate/power.py).
-    sys_power = power(cat, est.config, None, [], replicas)
+    sys_power = power(cat, est.config, None, None, replicas)
     energy_year = sys_power["energy_cost_per_hour"] * hours
     hosting_year = 0.0
     if req.deployment == "datacenter":

@@ -20,6 +20,8 @@ GPU family, facts/efficiency.yaml `ranges`) and its provenance: measured | deriv
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
 from .config import GIB, Config, Estimate
@@ -83,7 +85,7 @@ def figure_range(cat: Catalog, kind: str, cfg: Config, engine: str, value: float
 def fits_context(cat: Catalog, cfg: Config, engine: str):
     """A predicate: does this configuration hold a KV cache of `context` tokens?"""
     def fits(context: int) -> bool:
-        trial = Config(**{**cfg.__dict__, "context": max(int(context), 1)})
+        trial = replace(cfg, context=max(int(context), 1))
         return estimate_memory(cat, trial, engine, []).fits
     return fits
 

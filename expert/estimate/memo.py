@@ -57,10 +57,9 @@ class Memo:
     def get(self, cat: Catalog, cfg: Config, extra: tuple, compute: Callable[[], T]) -> T:
         if _off:
             return compute()
-        key = (cfg.model.id, cfg.gpu.id, cfg.count, cfg.precision.id, cfg.workload, cfg.context, cfg.batch,
-               cfg.engine, cfg.kv_cache) + extra
+        key = cfg.memo_key + extra
         if self.priced:
-            key += (cfg.electricity_per_kwh, cfg.currency, cfg.pue, cfg.deployment)
+            key += cfg.priced_key
         hit = self._d.get(key)
         if (hit is not None and hit[0] is cat and hit[1] is cfg.model and hit[2] is cfg.gpu
                 and hit[3] is cfg.precision):

@@ -599,7 +599,7 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         p.days = wall_s / 86400
         p.gpu_hours = wall_s / 3600 * cfg.count
         # GPUs at the training load plus the host around them (power.py): what the run's meter reads.
-        watts = power(cat, cfg, None, [])["watts"]
+        watts = power(cat, cfg, None, None)["watts"]
         kwh = watts / 1000 * wall_s / 3600 * cfg.pue
         p.cost = {"energy_kwh": kwh, "energy_cost": kwh * cfg.electricity_per_kwh}
         if cfg.gpu.rent_usd_per_hour:

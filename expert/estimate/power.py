@@ -26,7 +26,8 @@ def gpu_load_fraction(cat: Catalog, workload: str) -> float:
     return constant(cat, "decode_power_fraction")
 
 
-def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str], replicas: int = 1) -> dict[str, float]:
+def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str] | None,
+          replicas: int = 1) -> dict[str, float]:
     """Watts at the wall and energy cost of `replicas` copies of the configuration (1: the configuration alone).
     The host is sized for all their GPUs together, as the platform is priced (candidates.platform_cost): eight
     1-GPU replicas share one 8-slot server, not eight 2-slot ones."""
@@ -42,9 +43,8 @@ def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str], repli
     kwh_per_hour = watts / 1000 * cfg.pue
     cost_hour = kwh_per_hour * cfg.electricity_per_kwh
     per_million = cost_hour / (rate * 3600) * 1e6 if rate else 0.0
-    host_note = (f" + host {host_frac:.0%} of {host_max:,.0f} W ({host_what})" if host_max else f" ({host_what})")
-    notes.append(f"power: GPUs {frac:.0%} of {g.board_power_w:g} W board power x {n}{host_note} = {watts:,.0f} W, "
-                 f"PUE {cfg.pue:g}, {cfg.electricity_per_kwh:g} {cfg.currency}/kWh")
+    if notes is not None:  # None: only the figures are wanted (sizing a system of replicas), not the note
+        _note(cfg, notes, n, frac, host_frac, host_max, host_what, watts)
     return {
         "watts": watts,
         "gpu_watts": gpu_w,
@@ -56,3 +56,11 @@ def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str], repli
         "energy_cost_per_hour": cost_hour,
         "energy_cost_per_million_tokens": per_million,
     }
+
+
+def _note(cfg: Config, notes: list[str], n: int, frac: float, host_frac: float, host_max: float, host_what: str,
+          watts: float) -> None:
+    g = cfg.gpu
+    host_note = (f" + host {host_frac:.0%} of {host_max:,.0f} W ({host_what})" if host_max else f" ({host_what})")
+    notes.append(f"power: GPUs {frac:.0%} of {g.board_power_w:g} W board power x {n}{host_note} = {watts:,.0f} W, "
+                 f"PUE {cfg.pue:g}, {cfg.electricity_per_kwh:g} {cfg.currency}/kWh")
