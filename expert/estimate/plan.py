@@ -211,6 +211,7 @@ class _Fixed:
         self.qlora_bw = (g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", "vllm", g)["bandwidth_fraction"]
                          if cfg.workload == "qlora" else 0.0)
         self._links: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+        self.layout_terms: dict[Layout, tuple] = {}
 
     def links(self, cat: Catalog, cfg: Config, lo: Layout) -> dict[str, Any]:
         k = (lo.tp, lo.cp, lo.dp, lo.pp)
@@ -220,21 +221,101 @@ class _Fixed:
         return hit
 
 
+def _layout_terms(cat: Catalog, cfg: Config, lo: Layout, fx: _Fixed) -> tuple:
+    """What one layout's plans share whatever the strategy: links, shapes, activations per checkpointing
+    setting, compute time per micro-batch, and the tensor / context / pipeline traffic."""
+    C = fx.c
+    m = cfg.model
+    wl = WORKLOADS[cfg.workload]
+    ctx = cfg.context
+    mp = lo.tp * lo.pp  # model-parallel ranks share the weights
+    links = fx.links(cat, cfg, lo)
+    layer_params = (m.params - m.embedding_params) / m.layers / lo.tp
+    tokens_mb = lo.micro_batch * ctx / lo.cp  # tokens one GPU holds activations for, per micro-batch
+    layers_stage = math.ceil(m.layers / lo.pp)
+    in_flight = min(lo.pp, lo.grad_accum) if lo.pp > 1 else 1  # 1F1B: the first stage holds p micro-batches
+    full_layer = layer_activation_bytes(m, tokens_mb) / lo.tp  # sequence parallel divides every term by t
+    hidden = tokens_mb * m.hidden_size * 2 / lo.tp  # the bf16 layer input a checkpoint keeps
+    held = layers_stage * in_flight
+    # Loss: bf16 logits of the micro-batch plus one fp32 chunk at a time (torchtune CEWithChunkedOutputLoss,
+    # 8 chunks); only the last pipeline stage has them, and tensor parallel splits the vocabulary.
+    chunks = C["loss_chunks"]
+    logits = tokens_mb * m.vocab_size / lo.tp * (2 + 4 / chunks)
+
+    peak = fx.peak16
+    if cfg.precision.id == "fp8" and cfg.gpu.fp8:
+        peak *= C["fp8_training_speedup"]
+    hfu = fx.hfu
+    n_act = fx.n_act
+    attn = fx.attn
+    model_flops = 6 * n_act + attn  # per token, what MFU counts
+    base = 4 * n_act + attn * 2 / 3 if wl.adapters else model_flops
+    tok_replica = lo.micro_batch * ctx  # tokens of one micro-batch for one model replica
+    t_ideal_mb = base * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
+    ga = lo.grad_accum
+    bubble = lo.bubble
+    overlap = C["comm_overlap"]
+    per_ck = {}
+    for ck in CHECKPOINTING:
+        if ck == "none":
+            act = held * full_layer
+        elif ck == "selective":
+            # torchtitan selective_ac_option "2": every second layer checkpointed, the others keep everything.
+            act = held * (full_layer + hidden) / 2 + full_layer
+        elif ck == "full":
+            act = held * hidden + full_layer
+        else:
+            act = 2 * hidden + full_layer  # checkpoints stream to pinned host memory, two in flight
+        recompute = {"none": 0.0, "selective": 0.5}.get(ck, 1.0) * C["recompute_flops_factor"] * 2 * n_act
+        t_mb = (base + recompute) * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
+        if cfg.workload == "qlora":
+            # NF4 weights are dequantised to bf16 for every GEMM pass (forward, recompute, backward): read
+            # 4-bit, write bf16, read bf16 back; a memory-bound kernel at the streaming share of the bandwidth.
+            passes = 2 + (1 if ck != "none" else 0)
+            t_mb += passes * n_act / mp * C["dequant_bytes_per_param"] / fx.qlora_bw
+        t_compute = ga * t_mb
+        t_pipe = t_compute / (1 - bubble)
+        tensor = 0.0
+        if lo.tp > 1:
+            # Megatron-style TP + sequence parallel: per layer 2 collectives forward, 2 backward (+2 recompute)
+            # of the layer activations; on the critical path (Megatron's --tp-comm-overlap is off by default).
+            colls = 4 + (2 if ck != "none" else 0)
+            act_bytes = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2
+            tensor = ga * colls * layers_stage * _allreduce_s(act_bytes, lo.tp, links["tensor"].gbs)
+        per_ck[ck] = (act, t_mb, t_compute, t_pipe, tensor)
+    context = 0.0
+    if lo.cp > 1:
+        # Context parallel all-gathers K and V of the other ranks per layer, forward and backward (GQA: small).
+        kv_bytes = lo.micro_batch * ctx * 2 * m.kv_heads * m.head_dim * 2 / lo.tp
+        context = ga * 2 * layers_stage * _gather_s(kv_bytes, lo.cp, links["context"].gbs)
+    pipeline = 0.0
+    if lo.pp > 1:
+        p2p = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2 / lo.tp
+        pipeline = ga * 2 * lo.virtual_stages * p2p / (links["pipeline"].gbs * 1e9) * (1 - overlap)
+    link_kinds = {k: links[k].kind for k in ("tensor", "context", "data", "pipeline") if links[k] is not None}
+    return (links, mp, layer_params, held, hidden, logits, peak, model_flops, tok_replica, t_ideal_mb, per_ck,
+            context, pipeline, link_kinds)
+
+
 def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | None = None) -> Plan:
     """Memory, fit and step time of one strategy x layout (no search); `fx` is what a search shares."""
     if fx is None:
         fx = _Fixed(cat, cfg)
+    terms = fx.layout_terms.get(lo)
+    if terms is None:
+        terms = fx.layout_terms[lo] = _layout_terms(cat, cfg, lo, fx)
+    (links, mp, layer_params, held, hidden, logits, peak, model_flops, tok_replica, t_ideal_mb, per_ck,
+     context, pipeline, link_kinds) = terms
+    ck = st.checkpointing
+    act, t_mb, t_compute, t_pipe, tensor = per_ck[ck]
     C = fx.c
     m, g = cfg.model, cfg.gpu
     wl = WORKLOADS[cfg.workload]
     n = cfg.count
     node = fx.node
-    ctx = cfg.context
     opt = OPTIMIZERS[st.optimizer]
-    mp = lo.tp * lo.pp  # model-parallel ranks share the weights
     d = lo.dp * lo.cp  # ZeRO/FSDP shard over data x context ranks (torchtitan and Megatron do the same)
     shard = d if st.sharding != "hsdp" else max(1, min(d, node // (lo.tp * lo.cp)))
-    links = fx.links(cat, cfg, lo)
     notes: list[str] = []
 
     # --- memory per GPU -------------------------------------------------------------------------------
@@ -260,7 +341,6 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
             grads = min(grads, C["reduce_bucket_elements"] * 2.0)
         if st.offload == "optimizer+params":
             weights = 0.0
-    layer_params = (m.params - m.embedding_params) / m.layers / lo.tp
     gathered = 0.0
     if st.sharding in ("zero3", "hsdp") and shard > 1 or st.offload == "optimizer+params":
         # The layer being computed and the one prefetched are materialised in full (FSDP); DeepSpeed caps the
@@ -270,27 +350,6 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
             live = min(live, C["stage3_max_live_parameters"])
         gathered = live * (fx.wbytes / m.params if cfg.workload == "qlora" else 2.0)
     weights += gathered
-
-    tokens_mb = lo.micro_batch * ctx / lo.cp  # tokens one GPU holds activations for, per micro-batch
-    layers_stage = math.ceil(m.layers / lo.pp)
-    in_flight = min(lo.pp, lo.grad_accum) if lo.pp > 1 else 1  # 1F1B: the first stage holds p micro-batches
-    full_layer = layer_activation_bytes(m, tokens_mb) / lo.tp  # sequence parallel divides every term by t
-    hidden = tokens_mb * m.hidden_size * 2 / lo.tp  # the bf16 layer input a checkpoint keeps
-    held = layers_stage * in_flight
-    ck = st.checkpointing
-    if ck == "none":
-        act = held * full_layer
-    elif ck == "selective":
-        # torchtitan selective_ac_option "2": every second layer checkpointed, the others keep everything.
-        act = held * (full_layer + hidden) / 2 + full_layer
-    elif ck == "full":
-        act = held * hidden + full_layer
-    else:
-        act = 2 * hidden + full_layer  # checkpoints stream to pinned host memory, two in flight
-    # Loss: bf16 logits of the micro-batch plus one fp32 chunk at a time (torchtune CEWithChunkedOutputLoss,
-    # 8 chunks); only the last pipeline stage has them, and tensor parallel splits the vocabulary.
-    chunks = C["loss_chunks"]
-    logits = tokens_mb * m.vocab_size / lo.tp * (2 + 4 / chunks)
     overhead = C["cuda_context_gib"] * GIB if g.stack != "metal" else 0.0
     per_gpu = {"weights": weights / GIB, "gradients": grads / GIB, "optimizer": optim / GIB,
                "activations": act / GIB, "logits": logits / GIB, "overhead": overhead / GIB}
@@ -320,43 +379,10 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
     host += paged_overflow * GIB * gpus_node
     fits = total <= available and host / GIB <= host_mem
 
-    # --- step time -------------------------------------------------------------------------------------
-    peak16 = fx.peak16
-    peak = peak16
-    if cfg.precision.id == "fp8" and g.fp8:
-        peak *= C["fp8_training_speedup"]
-    hfu = fx.hfu
-    n_act = fx.n_act
-    attn = fx.attn
-    model_flops = 6 * n_act + attn  # per token, what MFU counts
-    base = 4 * n_act + attn * 2 / 3 if wl.adapters else model_flops
-    recompute = {"none": 0.0, "selective": 0.5}.get(ck, 1.0) * C["recompute_flops_factor"] * 2 * n_act
-    tok_replica = lo.micro_batch * ctx  # tokens of one micro-batch for one model replica
-    t_mb = (base + recompute) * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
-    t_ideal_mb = base * tok_replica / (lo.tp * lo.pp * lo.cp) / (peak * hfu)
-    if cfg.workload == "qlora":
-        # NF4 weights are dequantised to bf16 for every GEMM pass (forward, recompute, backward): read 4-bit,
-        # write bf16, read bf16 back; a memory-bound kernel at the streaming share of the bandwidth.
-        passes = 2 + (1 if ck != "none" else 0)
-        t_mb += passes * n_act / mp * C["dequant_bytes_per_param"] / fx.qlora_bw
+    # --- step time (compute and the tensor / context / pipeline traffic are the layout's) ----------------
     ga = lo.grad_accum
-    t_compute = ga * t_mb
-    t_pipe = t_compute / (1 - lo.bubble)
     overlap = C["comm_overlap"]
-    comm = {"tensor": 0.0, "context": 0.0, "pipeline": 0.0, "data": 0.0, "offload": 0.0}
-    if lo.tp > 1:
-        # Megatron-style TP + sequence parallel: per layer 2 collectives forward, 2 backward (+2 recompute) of
-        # the layer activations; on the critical path (Megatron's --tp-comm-overlap is off by default).
-        colls = 4 + (2 if ck != "none" else 0)
-        act_bytes = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2
-        comm["tensor"] = ga * colls * layers_stage * _allreduce_s(act_bytes, lo.tp, links["tensor"].gbs)
-    if lo.cp > 1:
-        # Context parallel all-gathers K and V of the other ranks per layer, forward and backward (GQA: small).
-        kv_bytes = lo.micro_batch * ctx * 2 * m.kv_heads * m.head_dim * 2 / lo.tp
-        comm["context"] = ga * 2 * layers_stage * _gather_s(kv_bytes, lo.cp, links["context"].gbs)
-    if lo.pp > 1:
-        p2p = lo.micro_batch * ctx / lo.cp * m.hidden_size * 2 / lo.tp
-        comm["pipeline"] = ga * 2 * lo.virtual_stages * p2p / (links["pipeline"].gbs * 1e9) * (1 - overlap)
+    comm = {"tensor": tensor, "context": context, "pipeline": pipeline, "data": 0.0, "offload": 0.0}
     grad_elems = (fx.lora * st.lora_layers if wl.adapters else m.params) / mp
     if d > 1:
         dl = links["data"]
@@ -396,13 +422,13 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
     step = t_pipe + sum(comm.values())
     tokens_step = lo.dp * ga * tok_replica
     tps = tokens_step / step
-    mfu = tps * model_flops / (n * peak16)
+    mfu = tps * model_flops / (n * fx.peak16)
     fabric = comm["data"] if not links["data_in_node"] else 0.0
     shares = {"bubble": lo.bubble * t_pipe / step, "fabric": (fabric + comm["pipeline"]) / step,
               "offload": comm["offload"] / step, "tensor": comm["tensor"] / step}
-    link_kinds = {k: links[k].kind for k in ("tensor", "context", "data", "pipeline") if links[k] is not None}
     slowdown = step / (ga * t_ideal_mb)
-    return Plan(st, lo, per_gpu, host / GIB, fits, step, tps, mfu, comm, shares, link_kinds, slowdown, notes=notes)
+    return Plan(st, lo, per_gpu, host / GIB, fits, step, tps, mfu, comm, shares, dict(link_kinds), slowdown,
+                notes=notes)
 
 
 def plan_memory(cat: Catalog, cfg: Config, p: Plan) -> Any:
