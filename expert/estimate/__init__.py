@@ -86,7 +86,7 @@ def fits_context(cat: Catalog, cfg: Config, engine: str):
     """A predicate: does this configuration hold a KV cache of `context` tokens?"""
     def fits(context: int) -> bool:
         trial = replace(cfg, context=max(int(context), 1))
-        return estimate_memory(cat, trial, engine, []).fits
+        return estimate_memory(cat, trial, engine, None).fits
     return fits
 
 

@@ -138,32 +138,28 @@ class Memory:
     checkpointing: bool
 
 
-def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) -> Memory:
+def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str] | None) -> Memory:
+    """Memory of one configuration; its assumptions go to `notes` (None: not wanted, as when serving asks how many
+    sequences fit: the notes are then not formatted at all)."""
     m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
     wl = WORKLOADS[cfg.workload]
     ctx, batch = cfg.context, cfg.batch
     if wl.trains and cfg.workload != "qlora":
         # Trainable copies live in bf16 (fp32 only if asked for); master weights count as optimizer state.
         wbytes = m.params * (4 if p.id == "fp32" else 2)
-        notes.append(f"{cfg.workload}: weights held in {'fp32' if p.id == 'fp32' else 'bf16'} for training")
     else:
         wbytes = weight_bytes(m, p)
-        notes.append(
-            f"weights at {p.id}: {p.bits_per_weight:g} bits/weight"
-            + (f", embeddings/lm_head at {p.embedding_bits:g} bits" if p.embedding_bits != p.bits_per_weight else "")
-        )
     weights = wbytes / GIB
     grads = optim = 0.0
+    rank = ap = 0
     if wl.full_weights:
         grads = m.params * 2 / GIB
         optim = m.params * 12 / GIB
-        notes.append("AdamW mixed precision: bf16 gradients (2 B/param) + fp32 master, m and v (12 B/param)")
     elif wl.adapters:
         rank = int(constant(cat, "lora_rank"))
         ap = lora_params(m, rank)
         grads = ap * 4 / GIB
         optim = ap * 12 / GIB
-        notes.append(f"LoRA rank {rank} on all linear layers: {ap / 1e6:.1f} M trainable params, fp32 adapters + AdamW")
 
     overhead_per_gpu = constant(cat, "cuda_context_gib") if g.stack != "metal" else 0.0
     checkpointing = False
@@ -179,12 +175,8 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
         # Practitioners turn checkpointing on only when the activations would not fit otherwise.
         checkpointing = state + full_act > g.usable_memory_gib
         activations = (ckpt_act if checkpointing else full_act) * n
-        notes.append(("activation checkpointing per layer" if checkpointing else "no activation checkpointing "
-                      "(activations fit)") + f"; micro-batch {batch} x {ctx} tokens per GPU")
         per_gpu = (weights + grads + optim) / n + activations / n + overhead_per_gpu
         parallelism = "fsdp" if n > 1 else "single"
-        if n > 1:
-            notes.append(f"weights, gradients and optimizer state sharded over {n} GPUs (FSDP / ZeRO-3)")
     else:
         kv = kv_bytes_per_token(m, p, cfg.kv_cache) * cached_tokens(m, ctx) * batch / GIB
         # llama.cpp and vLLM prefill in chunks; HF transformers runs the whole prompt at once.
@@ -193,6 +185,43 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
         inter = m.active_ffn_width
         # Transient buffers of one prefill micro-batch plus the logits of each sequence.
         activations = (ubatch * (4 * m.hidden_size + 2 * inter) * 2 + batch * m.vocab_size * 4) / GIB
+        per_gpu = (weights + kv + activations) / n + overhead_per_gpu
+        parallelism = "single" if n == 1 else ("layer-split" if engine.startswith("llama.cpp") else "tensor-parallel")
+    total = weights + kv + grads + optim + activations + overhead_per_gpu * n
+    available = g.usable_memory_gib
+    if notes is not None:
+        notes.extend(_memory_notes(cfg, rank, ap, checkpointing, parallelism))
+    breakdown = {
+        "weights": weights, "kv_cache": kv, "activations": activations, "gradients": grads,
+        "optimizer": optim, "overhead": overhead_per_gpu * n, "total": total, "per_gpu": per_gpu,
+        "available_per_gpu": available, "headroom_per_gpu": available - per_gpu,
+    }
+    return Memory(breakdown, per_gpu <= available, parallelism, checkpointing)
+
+
+def _memory_notes(cfg: Config, rank: int, ap: int, checkpointing: bool, parallelism: str) -> list[str]:
+    """The assumptions behind estimate_memory's figures, in words a reviewer can check."""
+    m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
+    wl = WORKLOADS[cfg.workload]
+    ctx, batch = cfg.context, cfg.batch
+    notes = []
+    if wl.trains and cfg.workload != "qlora":
+        notes.append(f"{cfg.workload}: weights held in {'fp32' if p.id == 'fp32' else 'bf16'} for training")
+    else:
+        notes.append(
+            f"weights at {p.id}: {p.bits_per_weight:g} bits/weight"
+            + (f", embeddings/lm_head at {p.embedding_bits:g} bits" if p.embedding_bits != p.bits_per_weight else "")
+        )
+    if wl.full_weights:
+        notes.append("AdamW mixed precision: bf16 gradients (2 B/param) + fp32 master, m and v (12 B/param)")
+    elif wl.adapters:
+        notes.append(f"LoRA rank {rank} on all linear layers: {ap / 1e6:.1f} M trainable params, fp32 adapters + AdamW")
+    if wl.trains:
+        notes.append(("activation checkpointing per layer" if checkpointing else "no activation checkpointing "
+                      "(activations fit)") + f"; micro-batch {batch} x {ctx} tokens per GPU")
+        if n > 1:
+            notes.append(f"weights, gradients and optimizer state sharded over {n} GPUs (FSDP / ZeRO-3)")
+    else:
         gqa = (f"GQA: {m.kv_heads} KV heads for {m.attention_heads} query heads" if m.kv_heads < m.attention_heads
                else f"no GQA: all {m.attention_heads} heads cached")
         notes.append(f"KV cache in {kv_cache_dtype(p, cfg.kv_cache)} for {ctx} tokens x batch {batch} ({gqa})")
@@ -203,17 +232,8 @@ def estimate_memory(cat: Catalog, cfg: Config, engine: str, notes: list[str]) ->
             notes.append(f"MoE: all {m.params / 1e9:.1f} B parameters resident; {m.active_params / 1e9:.1f} B active "
                          f"per token ({m.active_experts} of {m.experts} experts"
                          + (f" + {m.shared_experts} shared)" if m.shared_experts else ")"))
-        per_gpu = (weights + kv + activations) / n + overhead_per_gpu
-        parallelism = "single" if n == 1 else ("layer-split" if engine.startswith("llama.cpp") else "tensor-parallel")
         if n > 1:
             notes.append(f"{parallelism} over {n} GPUs: weights and KV cache divided evenly")
-    total = weights + kv + grads + optim + activations + overhead_per_gpu * n
-    available = g.usable_memory_gib
     if g.usable_memory_gib < g.memory_gib:
         notes.append(f"the OS lets the GPU use {g.usable_memory_gib:g} of {g.memory_gib:g} GiB unified memory")
-    breakdown = {
-        "weights": weights, "kv_cache": kv, "activations": activations, "gradients": grads,
-        "optimizer": optim, "overhead": overhead_per_gpu * n, "total": total, "per_gpu": per_gpu,
-        "available_per_gpu": available, "headroom_per_gpu": available - per_gpu,
-    }
-    return Memory(breakdown, per_gpu <= available, parallelism, checkpointing)
+    return notes

@@ -65,7 +65,7 @@ def _capacity(cat: Catalog, cfg: Config, p: int, o: int, context: int | None) ->
     # `context`: the KV length each sequence keeps (a chat's history), when longer than its prompt and answer;
     # the prompt is what is new and prefilled per request.
     kv = max(int(context or 0), p + o)
-    mem = estimate_memory(cat, replace(cfg, context=kv, batch=1), engine, [])
+    mem = estimate_memory(cat, replace(cfg, context=kv, batch=1), engine, None)
     b = mem.breakdown
     n = cfg.count
     # Engines pre-allocate a share of GPU memory (vLLM gpu_memory_utilization, TensorRT-LLM free-memory fraction)
