@@ -350,6 +350,14 @@ def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
         return Sizing(ok, 1, 0, 0.0, 0.0, finite(est.throughput["train_tokens_per_s"]), why)
     if not est.fits:
         return NOT_SIZED
+    # Serving sizing is a pure function of the configuration's physics and the requirement (the binary search
+    # below asks serve() at a dozen loads): kept for the process, like the estimates it reads.
+    return memo.SERVING.get(cat, est.config, ("size", req.users, req.prompt_tokens, req.output_tokens, req.context,
+                                              req.min_tokens_per_s, req.ttft_s, policy.max_replicas, est.engine),
+                            lambda: _size_serving(cat, req, est, policy))
+
+
+def _size_serving(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
     cfg = est.config
     users, p, o = req.users, req.prompt_tokens, req.output_tokens
     floor, ttft = req.min_tokens_per_s, req.ttft_s
