@@ -256,7 +256,7 @@ def test_engine_number_keeps_comparisons_with_safe_thresholds():
 @pytest.mark.parametrize("value", [0.0, -0.0, 1e-9, -1e-9, 5e-5, 8.0, 8.000001, 7.99, 1e20, -1e20, 10**16, -10**16,
                                    3, None])
 def test_the_inline_class_function_gives_the_flat_class_key(value):
-    # The generated class function writes _num / _interval out inline; it must put every number (clamped tiny and
+    # The generated class function writes the number handling out inline; it must put every number (clamped tiny and
     # huge ones, -0.0, ints, None) in the class the flat projection's _class_key gives.
     rs = ruleset(OPERATORS)
     compiled = engine.compile_ruleset(rs)

@@ -90,33 +90,15 @@ class _NotFinite(Exception):
     pass
 
 
-def _num(v: Any) -> Any:
-    """What the engine is given for a number (engine_number); a value that is not finite is refused."""
-    c = v.__class__
-    if c is float:
-        if not math.isfinite(v):
-            raise _NotFinite
-        return engine_number(v)
-    if c is int and abs(v) > HUGE:
-        return int(math.copysign(HUGE, v))
-    return v
-
-
-def _checked_class(class_of, fact: dict[str, Any], lookups: list[tuple[str, tuple[str, ...]]]) -> tuple:
-    try:
-        return class_of(fact)
-    except _NotFinite:
-        _flatten(fact, lookups)  # raises, naming the fact and the field
-        raise
-
-
 def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys: list[str],
                     by_key: dict[str, str]):
     """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection).
 
-    The number handling of _num and _interval is written out inline for each field: the function runs once per
+    Each number is what the engine would be given (engine_number; ints clamped to HUGE; not finite: refused),
+    then, where the factor's rules compare it with literals, its interval among them. Written out inline for
+    each field: the function runs once per
     candidate and factor, hundreds of thousands of times in a sweep, and the calls were most of its time."""
-    env: dict[str, Any] = {"_num": _num, "_NotFinite": _NotFinite, "_bisect": bisect.bisect_left,
+    env: dict[str, Any] = {"_NotFinite": _NotFinite, "_bisect": bisect.bisect_left,
                            "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
     lines, parts = [], []
     for (i, lits, litset), k in zip(spec, keys, strict=True):
@@ -128,7 +110,7 @@ def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys
                 f"v = {access}",
                 "c = v.__class__",
                 "if c is float:",
-                "    if v - v != 0.0:",  # inf and nan: refused (as _num does)
+                "    if v - v != 0.0:",  # inf and nan: refused
                 "        raise _NotFinite",
                 "    if not (TINY <= abs(v) <= HUGE):",
                 "        v = _engine_number(v)",
@@ -146,7 +128,19 @@ def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys
         elif FACT_FIELDS[path] in (str, bool):
             parts.append(access)  # compared for equality only: the value itself is its class
         else:
-            parts.append(f"_num({access})")
+            lines += [
+                f"v = {access}",
+                "c = v.__class__",
+                "if c is float:",
+                "    if v - v != 0.0:",
+                "        raise _NotFinite",
+                "    if not (TINY <= abs(v) <= HUGE):",
+                "        v = _engine_number(v)",
+                "elif c is int and (v > HUGE or v < -HUGE):",
+                "    v = int(_copysign(HUGE, v))",
+                f"k{i} = v",
+            ]
+            parts.append(f"k{i}")
     body = "".join(f"    {ln}\n" for ln in lines)
     src = "def class_of(fact):\n" + body + "    return (" + "".join(p + ", " for p in parts) + ")\n"
     exec(compile(src, "<rule classes>", "exec"), env)  # noqa: S102 - source built from vocabulary paths only
@@ -300,7 +294,7 @@ class RuleEngine:
             fresh = fresh_firing()
         compiled = self.compile(ruleset)
         flat = [_flatten(f, compiled.lookups) for f in facts] if fresh else None
-        out: list[Firing] = []
+        per_fact: dict[int, set[str]] = {}
         for factor, name in compiled.names.items():
             keys = compiled.keys[factor]
             known = compiled.verdicts[factor]
@@ -309,16 +303,30 @@ class RuleEngine:
             groups: dict[tuple, list[int]] = {}
             reps: dict[tuple, Any] = {}
             class_of = compiled.class_of[factor]
-            for f in flat if fresh else facts:
-                # Fresh: the exact projection is the class and its own representative; otherwise the class
-                # key, with the nested fact as representative (flattened only if the engine is asked).
-                ck = tuple(f[k] for k in keys) if fresh else _checked_class(class_of, f, compiled.lookups)
-                members = groups.get(ck)
-                if members is None:
-                    groups[ck] = [f["id"]]
-                    reps[ck] = ck if fresh else f
-                else:
-                    members.append(f["id"])
+            if fresh:
+                # The exact projection is the class and its own representative.
+                for f in flat:
+                    ck = tuple(f[k] for k in keys)
+                    members = groups.get(ck)
+                    if members is None:
+                        groups[ck] = [f["id"]]
+                        reps[ck] = ck
+                    else:
+                        members.append(f["id"])
+            else:
+                # The class key, with the nested fact as representative (flattened only if the engine is asked).
+                try:
+                    for f in facts:
+                        ck = class_of(f)
+                        members = groups.get(ck)
+                        if members is None:
+                            groups[ck] = [f["id"]]
+                            reps[ck] = f
+                        else:
+                            members.append(f["id"])
+                except _NotFinite:
+                    _flatten(f, compiled.lookups)  # raises, naming the fact and the field
+                    raise
             ask = list(groups) if fresh else [ck for ck in groups if ck not in known]
             if ask:
                 projections = [reps[ck] for ck in ask] if fresh else [
@@ -334,10 +342,16 @@ class RuleEngine:
             else:
                 got = known
             for ck, members in groups.items():
-                for rid in got[ck]:
-                    out.extend(Firing(rid, cid) for cid in members)
+                rids = got[ck]
+                if rids:
+                    for cid in members:
+                        per_fact.setdefault(cid, set()).update(rids)
+        # Stable order: by fact id, then by the rules' order in the rule set (a set per fact: no duplicates).
         order = {r.id: i for i, r in enumerate(ruleset.rules)}
-        return sorted(set(out), key=lambda f: (f.fact_id, order.get(f.rule_id, 0)))
+        out: list[Firing] = []
+        for cid in sorted(per_fact):
+            out.extend(Firing(rid, cid) for rid in sorted(per_fact[cid], key=lambda r: order.get(r, 0)))
+        return out
 
     def _assert(self, compiled: _Compiled, factor: str, name: str, keys: list[str],
                 projections: list[tuple]) -> list[tuple[str, ...]]:
