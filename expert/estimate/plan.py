@@ -211,7 +211,7 @@ class _Fixed:
         self.qlora_bw = (g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", "vllm", g)["bandwidth_fraction"]
                          if cfg.workload == "qlora" else 0.0)
         self._links: dict[tuple[int, int, int, int], dict[str, Any]] = {}
-        self.layout_terms: dict[Layout, tuple] = {}
+        self.layout_terms: dict[int, tuple[Layout, tuple]] = {}
 
     def links(self, cat: Catalog, cfg: Config, lo: Layout) -> dict[str, Any]:
         k = (lo.tp, lo.cp, lo.dp, lo.pp)
@@ -301,9 +301,11 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
     """Memory, fit and step time of one strategy x layout (no search); `fx` is what a search shares."""
     if fx is None:
         fx = _Fixed(cat, cfg)
-    terms = fx.layout_terms.get(lo)
-    if terms is None:
-        terms = fx.layout_terms[lo] = _layout_terms(cat, cfg, lo, fx)
+    # Keyed by the Layout object (one per layout in a search; hashing its fields costs more than the lookup).
+    hit = fx.layout_terms.get(id(lo))
+    if hit is None or hit[0] is not lo:
+        hit = fx.layout_terms[id(lo)] = (lo, _layout_terms(cat, cfg, lo, fx))
+    terms = hit[1]
     (links, mp, layer_params, held, hidden, logits, peak, model_flops, tok_replica, t_ideal_mb, per_ck,
      context, pipeline, link_kinds) = terms
     ck = st.checkpointing
@@ -612,8 +614,7 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         # workload x context x batch for a whole sweep (memo.py), kept small (the chosen plan, the summary of
         # the others and the runner-up layout, not every plan evaluated). The chosen plan is copied before it
         # is given tokens, goodput and notes.
-        key_cfg = replace(cfg, electricity_per_kwh=0.0, currency="", pue=1.0, engine=None, kv_cache=None,
-                          deployment=None)
+        key_cfg = cfg if cfg.engine is None and cfg.kv_cache is None else replace(cfg, engine=None, kv_cache=None)
         best, considered, alt = PLANS.get(cat, key_cfg, ("choose",), lambda: _search(cat, key_cfg, None, None))
     else:
         best, considered, alt = _search(cat, cfg, global_batch_tokens, constraint)
