@@ -311,12 +311,15 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
         price, note = gpu_price(cat, g, req.currency)
         # Only what can be bought: counts the part is sold in (8-GPU baseboards, 72-GPU racks).
         counts = tuple(c for c in counts_for(g, req, pol, price) if c % max(g.gpus_per_unit, 1) == 0)
+        fitting: dict[str, list[int]] = {}  # per precision: the counts of this part that hold the model
         for n in counts:
             for p in precisions:
                 if not weighed(g, p):
                     continue
                 est = est_of(g, n, p)
-                fitting_counts = [c for c in counts if est_of(g, c, p).fits]
+                fitting_counts = fitting.get(p.id)
+                if fitting_counts is None:
+                    fitting_counts = fitting[p.id] = [c for c in counts if est_of(g, c, p).fits]
                 if est.fits:
                     lightest = p.id
                 else:

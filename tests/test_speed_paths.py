@@ -94,3 +94,18 @@ def test_generated_class_functions_agree_with_the_flat_projection(cat, rules):
             flat = engine_mod._flatten(f, compiled.lookups)
             proj = tuple(flat[k] for k in keys)
             assert compiled.class_of[factor](f) == engine_mod._class_key(proj, compiled.classes[factor])
+
+
+def test_physics_is_shared_across_price_bases_and_power_is_not(cat, monkeypatch):
+    # Memory, speed and the plan do not depend on electricity, currency or PUE: the memo computes them once per
+    # physical configuration, and only power and energy cost follow the price basis.
+    _fast(monkeypatch)
+    cfg = Config(model=cat.models["llama-3.1-8b"], gpu=cat.gpus["h100-sxm"], count=8, precision=cat.precisions["bf16"],
+                 workload="finetune", electricity_per_kwh=0.10, pue=1.3, deployment="datacenter")
+    dearer = dataclasses.replace(cfg, electricity_per_kwh=0.30, currency="EUR")
+    a, b = estimate(cat, cfg), estimate(cat, dearer)
+    assert a.memory_gib is b.memory_gib and a.plan is b.plan
+    assert b.power["energy_cost_per_hour"] == pytest.approx(3 * a.power["energy_cost_per_hour"])
+    assert "0.3 EUR/kWh" in " ".join(b.assumptions) and "0.3 EUR/kWh" not in " ".join(a.assumptions)
+    _plain(monkeypatch)
+    assert estimate(cat, dearer).to_dict() == b.to_dict()
