@@ -507,9 +507,24 @@ def layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
     return out
 
 
+_STRATEGIES: dict[tuple[bool, bool, bool, bool], list[Strategy]] = {}
+
+
 def strategies(cat: Catalog, cfg: Config, lo: Layout) -> list[Strategy]:
     """What each framework can run on this layout (DeepSpeed ZeRO without model parallel; torchtitan FSDP/HSDP
-    with TP/PP/CP; Megatron distributed optimizer with TP/PP/CP; torchtune single-device and FSDP recipes)."""
+    with TP/PP/CP; Megatron distributed optimizer with TP/PP/CP; torchtune single-device and FSDP recipes).
+
+    The list depends only on four yes/no facts of the configuration and layout, so it is built once per
+    combination (Strategy is frozen: the lists are shared, and callers do not change them)."""
+    key = (WORKLOADS[cfg.workload].adapters, cfg.count == 1, lo.tp == lo.pp == lo.cp == 1,
+           cfg.count <= gpus_per_node(cat, cfg))
+    hit = _STRATEGIES.get(key)
+    if hit is None:
+        hit = _STRATEGIES[key] = _strategies(cfg, lo, key[3])
+    return hit
+
+
+def _strategies(cfg: Config, lo: Layout, within_node: bool) -> list[Strategy]:
     wl = WORKLOADS[cfg.workload]
     single = cfg.count == 1
     out: list[Strategy] = []
@@ -540,7 +555,7 @@ def strategies(cat: Catalog, cfg: Config, lo: Layout) -> list[Strategy]:
         return out
     if not single:
         for shard in ("zero3", "hsdp", "ddp"):
-            if shard == "hsdp" and cfg.count <= gpus_per_node(cat, cfg):
+            if shard == "hsdp" and within_node:
                 continue
             for ck in cks:
                 out.append(Strategy("torchtitan", shard, checkpointing=ck))
