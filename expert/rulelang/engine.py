@@ -305,28 +305,22 @@ class RuleEngine:
             class_of = compiled.class_of[factor]
             if fresh:
                 # The exact projection is the class and its own representative.
-                for f in flat:
-                    ck = tuple(f[k] for k in keys)
-                    members = groups.get(ck)
-                    if members is None:
-                        groups[ck] = [f["id"]]
-                        reps[ck] = ck
-                    else:
-                        members.append(f["id"])
+                keyed = [(tuple(f[k] for k in keys), f) for f in flat]
             else:
                 # The class key, with the nested fact as representative (flattened only if the engine is asked).
                 try:
-                    for f in facts:
-                        ck = class_of(f)
-                        members = groups.get(ck)
-                        if members is None:
-                            groups[ck] = [f["id"]]
-                            reps[ck] = f
-                        else:
-                            members.append(f["id"])
+                    keyed = [(class_of(f), f) for f in facts]
                 except _NotFinite:
-                    _flatten(f, compiled.lookups)  # raises, naming the fact and the field
+                    for f in facts:
+                        _flatten(f, compiled.lookups)  # raises, naming the fact and the field
                     raise
+            for ck, f in keyed:
+                members = groups.get(ck)
+                if members is None:
+                    groups[ck] = [f["id"]]
+                    reps[ck] = ck if fresh else f
+                else:
+                    members.append(f["id"])
             ask = list(groups) if fresh else [ck for ck in groups if ck not in known]
             if ask:
                 projections = [reps[ck] for ck in ask] if fresh else [
