@@ -153,3 +153,24 @@ def test_rack_scale_parts_are_weighed_in_whole_racks(cat):
     assert counts[:4] == (72, 144, 216, 288)
     assert all(c % 72 == 0 for c in counts)
     assert 16 in counts_for(cat.gpus["h100-sxm"], req, load_policy())
+
+
+def test_fp8_searches_as_bf16_where_the_gpu_has_no_fp8_units(cat, monkeypatch):
+    # The search reads the precision only as fp32, FP8 on FP8 hardware, or QLoRA's weight bytes: FP8 on an A100
+    # shares bf16's search (memo.PLANS), on an H100 it is its own, faster search. Fresh searches agree.
+    from expert.estimate import memo
+
+    def rate(gpu, precision):
+        return plan_training(cat, cfg(cat, "llama-3.1-8b", gpu, 8, precision, workload="training")).tokens_per_s
+
+    a100 = rate("a100-80gb-sxm", "fp8"), rate("a100-80gb-sxm", "bf16")
+    h100 = rate("h100-sxm", "fp8"), rate("h100-sxm", "bf16")
+    assert a100[0] == a100[1]
+    assert h100[0] > h100[1] * 1.2
+    monkeypatch.setenv(memo.NO_MEMO_ENV, "1")
+    memo.refresh()
+    try:
+        assert (rate("a100-80gb-sxm", "fp8"), rate("h100-sxm", "fp8")) == (a100[0], h100[0])
+    finally:
+        monkeypatch.delenv(memo.NO_MEMO_ENV)
+        memo.refresh()

@@ -629,7 +629,7 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         # workload x context x batch for a whole sweep (memo.py), kept small (the chosen plan, the summary of
         # the others and the runner-up layout, not every plan evaluated). The chosen plan is copied before it
         # is given tokens, goodput and notes.
-        key_cfg = cfg if cfg.engine is None and cfg.kv_cache is None else replace(cfg, engine=None, kv_cache=None)
+        key_cfg = _search_config(cat, cfg)
         best, considered, alt = PLANS.get(cat, key_cfg, ("choose",), lambda: _search(cat, key_cfg, None, None))
     else:
         best, considered, alt = _search(cat, cfg, global_batch_tokens, constraint)
@@ -651,6 +651,19 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
     p.notes = _why(cat, cfg, p) + [_layout_reason(cat, cfg, alt, p)] + p.notes
     p.launch = _launch(cat, cfg, p)
     return p
+
+
+def _search_config(cat: Catalog, cfg: Config) -> Config:
+    """The configuration a plan search is keyed and run with. The search reads the precision only as fp32
+    (4-byte weights), FP8 on a GPU with FP8 units (the faster peak) and, for QLoRA, the quantised weight bytes;
+    every other precision searches as bf16, so FP8 on a GPU without FP8 and fp16 share bf16's search. Engine
+    and KV cache do not apply to training."""
+    p = cfg.precision
+    canon = cat.precisions.get("bf16")
+    same = cfg.workload == "qlora" or p.id == "fp32" or (p.id == "fp8" and cfg.gpu.fp8) or canon is None
+    if same and cfg.engine is None and cfg.kv_cache is None:
+        return cfg
+    return replace(cfg, precision=p if same else canon, engine=None, kv_cache=None)
 
 
 def _search(cat: Catalog, cfg: Config, global_tokens: float | None,
