@@ -22,7 +22,8 @@ Each sweep runs three ways in the same run, so the ratios hold on a noisy machin
 Two request mixes: `random` (every request different) and `budget` (one model and workload over many
 budgets, the sweep a buyer runs).
 
-Run: python benchmarks/speed.py [--quick] [--baseline REV] [--equivalence]
+Run: python benchmarks/speed.py [--quick] [--baseline REV] [--sizes N,N] [--kinds random,budget] [--equivalence]
+  --sizes: the sweep sizes (default 1000,10000; --quick 200); --kinds: the request mixes to sweep.
   --equivalence: check instead that the optimised path gives the plain path's advice over the whole scenario
   corpus and 1,000 generated requests (prints the count of differences; exit 1 if any).
 """
@@ -204,6 +205,10 @@ def equivalence() -> int:
     return 1 if diffs else 0
 
 
+def _opt(argv: list[str], name: str, default: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--sweep-only"]:
         rate, rss_warm, rss_end = sweep(int(argv[1]), int(argv[2]), argv[3])
@@ -233,12 +238,13 @@ def main(argv: list[str]) -> int:
     for k in ("estimator", "engine", "ranking", "rendering"):
         print(f"  {k:10} {p[k] * 1000:7.2f} ms")
     print(f"  engine per candidate fact: {p['engine'] / p['facts'] * 1000:.3f} ms  (target <= 0.1 ms)")
-    sizes = [200] if quick else [1000, 10000]
+    sizes = [int(v) for v in _opt(argv, "--sizes", "200" if quick else "1000,10000").split(",")]
+    kinds = _opt(argv, "--kinds", "random,budget").split(",")
     print()
     with tempfile.TemporaryDirectory(prefix="speed-baseline-") as tmp:
         base = baseline_tree(rev, Path(tmp) / "tree")
         try:
-            for kind in ("random", "budget"):
+            for kind in kinds:
                 for n in sizes:
                     for procs in (1, 2):
                         rate, rss_warm, rss_end = sweep(n, procs, kind)
