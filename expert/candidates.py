@@ -17,7 +17,7 @@ from .core.workloads import WORKLOADS
 from .estimate import Config, Estimate, Link, estimate, has_fabric, memo, nodes_spanned
 from .estimate.engines import engine_info
 from .estimate.power import power
-from .estimate.serving import serve
+from .estimate.serving import Serving, serve
 from .request import Request
 
 # Which precisions `auto` weighs, cluster sizes, serving limits and quality tiers are policy
@@ -365,8 +365,14 @@ def _size_serving(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> 
     users, p, o = req.users, req.prompt_tokens, req.output_tokens
     floor, ttft = req.min_tokens_per_s, req.ttft_s
 
-    def served(u: int):
-        return serve(cat, cfg, u, p, o, req.context)
+    seen: dict[int, Serving] = {}
+
+    def served(u: int) -> Serving:
+        # Each load once per sizing; not kept beyond it (the sizing itself is).
+        sv = seen.get(u)
+        if sv is None:
+            sv = seen[u] = serve(cat, cfg, u, p, o, req.context, keep=False)
+        return sv
 
     def ok(sv) -> bool:
         return sv.per_user_tps >= floor and sv.ttft_s <= ttft

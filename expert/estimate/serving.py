@@ -51,9 +51,13 @@ def _rate(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int, 
 
 
 def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
-          context: int | None = None) -> Serving:
+          context: int | None = None, keep: bool = True) -> Serving:
     """Throughput, per-user speed and time to first token of `users` concurrent requests (None: saturation).
-    Memoised per process (memo.py); the returned Serving is shared."""
+    Memoised per process (memo.py); the returned Serving is shared. `keep=False` computes it without keeping it
+    (a caller that keeps its own result, as sizing does, would only fill the table with one entry per load); the
+    load-independent capacity is kept either way."""
+    if not keep:
+        return _serve(cat, cfg, users, prompt_tokens, output_tokens, context)
     return SERVING.get(cat, cfg, ("serve", users, prompt_tokens, output_tokens, context),
                        lambda: _serve(cat, cfg, users, prompt_tokens, output_tokens, context))
 
