@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from ..catalog import Gpu, Model, Precision
@@ -27,17 +26,6 @@ class Config:
     currency: str = "USD"
     pue: float = 1.0
     deployment: str | None = None  # workstation | datacenter (the host whose power counts); None: from the PUE
-
-    @cached_property
-    def memo_key(self) -> tuple:
-        """What the estimator's memo tables key a result by, built once per Config: sizing asks serve() at
-        many loads of one Config."""
-        return (self.model.id, self.gpu.id, self.count, self.precision.id, self.workload, self.context, self.batch,
-                self.engine, self.kv_cache)
-
-    @cached_property
-    def priced_key(self) -> tuple:
-        return (self.electricity_per_kwh, self.currency, self.pue, self.deployment)
 
 
 @dataclass

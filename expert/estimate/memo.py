@@ -57,9 +57,11 @@ class Memo:
     def get(self, cat: Catalog, cfg: Config, extra: tuple, compute: Callable[[], T]) -> T:
         if _off:
             return compute()
-        key = cfg.memo_key + extra
+        # Built here, not kept on the Config: most Configs are asked once (a cached attribute costs more).
+        key = (cfg.model.id, cfg.gpu.id, cfg.count, cfg.precision.id, cfg.workload, cfg.context, cfg.batch,
+               cfg.engine, cfg.kv_cache) + extra
         if self.priced:
-            key += cfg.priced_key
+            key += (cfg.electricity_per_kwh, cfg.currency, cfg.pue, cfg.deployment)
         hit = self._d.get(key)
         if (hit is not None and hit[0] is cat and hit[1] is cfg.model and hit[2] is cfg.gpu
                 and hit[3] is cfg.precision):
