@@ -45,11 +45,7 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "meets": sz.meets, "users_per_replica": sz.users_per_replica, "per_user_tps": sz.per_user_tps,
             "ttft_s": sz.ttft_s, "total_tps": sz.total_tps, "shortfall": sz.shortfall,
         },
-        "precision": {
-            "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
-            "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
-            "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines, "tier": c.tier,
-        },
+        "precision": _precision(p, c.tier),
         "model": _once(req.model, lambda: {
             "id": req.model.id, "family": req.model.family, "params_b": req.model.params / 1e9,
             "layers": req.model.layers, "kv_heads": req.model.kv_heads,
@@ -132,3 +128,22 @@ def _plan_fact(plan: Any) -> dict[str, Any]:
             "host_gib": plan.host_gib_per_node, "tp": lo.tp, "pp": lo.pp, "dp": lo.dp,
             "tensor_link": plan.links.get("tensor") or "none", "tensor_share": sh["tensor"],
             "bubble_share": sh["bubble"], "fabric_share": sh["fabric"]}
+
+
+_PRECISIONS: dict[tuple[int, int], tuple[Any, dict[str, Any]]] = {}
+
+
+def _precision(p: Any, tier: int) -> dict[str, Any]:
+    """The precision part of a fact: the precision and its quality tier, shared like the parts above."""
+    hit = _PRECISIONS.get((id(p), tier))
+    if hit is not None and hit[0] is p:
+        return hit[1]
+    if len(_PRECISIONS) > 4096:
+        _PRECISIONS.clear()
+    d = {
+        "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
+        "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
+        "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines, "tier": tier,
+    }
+    _PRECISIONS[(id(p), tier)] = (p, d)
+    return d
