@@ -20,8 +20,8 @@ from .config import Config
 
 T = TypeVar("T")
 NO_MEMO_ENV = "GPU_EXPERT_NO_MEMO"
-# Entries per table before it is cleared: bounds the memory a long sweep holds (an Estimate with its notes and
-# plan is a few kB; a Serving a few hundred bytes).
+# Entries per table before its older half is dropped: bounds the memory a long sweep holds (an Estimate with
+# its notes and plan is a few kB; a Serving a few hundred bytes).
 LIMITS = {"estimates": 5_000, "physics": 5_000, "serving": 50_000, "plans": 2_000}
 
 

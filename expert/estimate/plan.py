@@ -188,7 +188,7 @@ def _gather_s(nbytes: float, ranks: int, gbs: float) -> float:
 
 class _Fixed:
     """What every plan of one search shares: the constants, the node, host and PCIe figures, the peak and HFU,
-    the model's FLOPs per token, and the links of each layout (computed once per layout, not per strategy).
+    the model's FLOPs per token, and each layout's terms (computed once per layout, not per strategy).
     The arithmetic is the same as computing each where it is used, so plans are unchanged."""
 
     def __init__(self, cat: Catalog, cfg: Config) -> None:
@@ -210,15 +210,7 @@ class _Fixed:
         self.attn = 6 * m.layers * cfg.context * m.attention_heads * m.head_dim
         self.qlora_bw = (g.bandwidth_gbs * 1e9 * engine_efficiency(cat, "decode", "vllm", g)["bandwidth_fraction"]
                          if cfg.workload == "qlora" else 0.0)
-        self._links: dict[tuple[int, int, int, int], dict[str, Any]] = {}
-        self.layout_terms: dict[int, tuple[Layout, tuple]] = {}
-
-    def links(self, cat: Catalog, cfg: Config, lo: Layout) -> dict[str, Any]:
-        k = (lo.tp, lo.cp, lo.dp, lo.pp)
-        hit = self._links.get(k)
-        if hit is None:
-            hit = self._links[k] = _links(cat, cfg, lo)
-        return hit
+        self.layout_terms: dict[int, tuple[Layout, tuple]] = {}  # per layout: _layout_terms
 
 
 def _layout_terms(cat: Catalog, cfg: Config, lo: Layout, fx: _Fixed) -> tuple:
@@ -229,7 +221,7 @@ def _layout_terms(cat: Catalog, cfg: Config, lo: Layout, fx: _Fixed) -> tuple:
     wl = WORKLOADS[cfg.workload]
     ctx = cfg.context
     mp = lo.tp * lo.pp  # model-parallel ranks share the weights
-    links = fx.links(cat, cfg, lo)
+    links = _links(cat, cfg, lo)
     layer_params = (m.params - m.embedding_params) / m.layers / lo.tp
     tokens_mb = lo.micro_batch * ctx / lo.cp  # tokens one GPU holds activations for, per micro-batch
     layers_stage = math.ceil(m.layers / lo.pp)

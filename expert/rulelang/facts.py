@@ -45,7 +45,11 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
             "meets": sz.meets, "users_per_replica": sz.users_per_replica, "per_user_tps": sz.per_user_tps,
             "ttft_s": sz.ttft_s, "total_tps": sz.total_tps, "shortfall": sz.shortfall,
         },
-        "precision": _precision(p, c.tier),
+        "precision": _once(p, lambda: {
+            "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
+            "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
+            "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines, "tier": c.tier,
+        }, c.tier),
         "model": _once(req.model, lambda: {
             "id": req.model.id, "family": req.model.family, "params_b": req.model.params / 1e9,
             "layers": req.model.layers, "kv_heads": req.model.kv_heads,
@@ -98,20 +102,21 @@ def candidate_fact(cat: Catalog, c: Candidate) -> dict[str, Any]:
     }
 
 
-# Parts of the fact that depend only on the GPU, the model or the request are built once and shared by
-# every candidate (facts are read, never written). Keyed by object identity; the stored object keeps its id
-# from being reused.
-_SHARED: dict[int, tuple[Any, dict[str, Any]]] = {}
+# Parts of the fact that depend only on the GPU, the model, the request, or the precision and its tier, are built
+# once and shared by every candidate (facts are read, never written). Keyed by object identity; the stored object
+# keeps its id from being reused.
+_SHARED: dict[tuple[int, Any], tuple[Any, dict[str, Any]]] = {}
 
 
-def _once(obj: Any, build) -> dict[str, Any]:
-    hit = _SHARED.get(id(obj))
+def _once(obj: Any, build, extra: Any = None) -> dict[str, Any]:
+    """The part built from `obj` (and `extra`, e.g. a precision's quality tier), shared across candidates."""
+    hit = _SHARED.get((id(obj), extra))
     if hit is not None and hit[0] is obj:
         return hit[1]
     if len(_SHARED) > 4096:
         _SHARED.clear()
     d = build()
-    _SHARED[id(obj)] = (obj, d)
+    _SHARED[(id(obj), extra)] = (obj, d)
     return d
 
 
@@ -129,21 +134,3 @@ def _plan_fact(plan: Any) -> dict[str, Any]:
             "tensor_link": plan.links.get("tensor") or "none", "tensor_share": sh["tensor"],
             "bubble_share": sh["bubble"], "fabric_share": sh["fabric"]}
 
-
-_PRECISIONS: dict[tuple[int, int], tuple[Any, dict[str, Any]]] = {}
-
-
-def _precision(p: Any, tier: int) -> dict[str, Any]:
-    """The precision part of a fact: the precision and its quality tier, shared like the parts above."""
-    hit = _PRECISIONS.get((id(p), tier))
-    if hit is not None and hit[0] is p:
-        return hit[1]
-    if len(_PRECISIONS) > 4096:
-        _PRECISIONS.clear()
-    d = {
-        "id": p.id, "kind": p.kind, "bits": p.bits_per_weight, "compute": p.compute, "quality": p.quality,
-        "quality_rank": p.quality_rank, "needs_bf16": "bf16" in p.requires, "needs_fp8": "fp8" in p.requires,
-        "trainable": p.trainable, "gguf": p.kind == "gguf", "vllm": "vllm" in p.engines, "tier": tier,
-    }
-    _PRECISIONS[(id(p), tier)] = (p, d)
-    return d
