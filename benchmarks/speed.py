@@ -14,7 +14,8 @@ Reports medians over repeated runs:
 
 Each sweep runs three ways in the same run, so the ratios hold on a noisy machine:
 - `optimised`: the default path (engine asked once per equivalence class, verdicts and estimates kept for the
-  process);
+  process), with the requests in the order `expert sweep` runs them (sweep.locality_order: requests that differ
+  only in money side by side, so they share estimates);
 - `plain`: the same code with GPU_EXPERT_NO_MEMO=1 and GPU_EXPERT_FRESH_FIRING=1 (every fact fired, every
   estimate computed);
 - `baseline`: the code of --baseline REV (default: the last commit before the issue-16 work), checked out
@@ -132,6 +133,12 @@ def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int]:
 
 def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
     reqs = requests_for(kind, n)
+    try:  # the order `expert sweep` runs its rows in (absent in older trees, e.g. the baseline: input order)
+        from expert.cli.sweep import locality_order
+    except ImportError:
+        pass
+    else:
+        reqs = locality_order(reqs)
     # Contiguous chunks: a budget ladder stays in one process, as a user's own sweep would.
     size = -(-len(reqs) // procs)
     chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]

@@ -96,3 +96,30 @@ def test_progress_line_goes_to_stderr_only_on_a_terminal(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_mod, "_stderr_is_tty", lambda: True)
     res = run_cli("sweep", str(path), "--jobs", "1")
     assert res.code == 0 and "sweep: 1/1 requests (100 %)" in res.err and len(res.out.splitlines()) == 2
+
+
+def test_requests_differing_only_in_money_run_side_by_side_and_output_keeps_input_order(monkeypatch):
+    from expert.cli import sweep as sweep_mod
+
+    rows = [{"model": "13b", "budget": 30000}, {"model": "70b", "budget": 90000},
+            {"model": "13b", "budget": "20000", "currency": "CNY"}, {"model": "70b", "budget": 50000, "region": "us"},
+            {"model": "13b", "budget": 20000}, {"model": "13b", "budget": 20000, "context": 8192}]
+    order = [sweep_mod.locality_key(r) for r in sweep_mod.locality_order(rows)]
+    shapes = [k[0] for k in order]
+    # each shape is one contiguous run, and within a shape and currency the budgets ascend
+    assert len(set(shapes)) == sum(1 for i, s in enumerate(shapes) if i == 0 or s != shapes[i - 1]) == 3
+    usd_13b = [k[2][1] for k in order if dict(k[0]) == {"model": "13b"} and k[1] == ""]
+    assert usd_13b == sorted(usd_13b) == [20000.0, 30000.0]
+    ran: list[dict] = []
+    real = sweep_mod._run
+
+    def spy(kw):
+        ran.append(kw)
+        return real(kw)
+
+    monkeypatch.setattr(sweep_mod, "_run", spy)
+    out = run_sweep(rows, option_names(advise_cmd), 1)
+    assert [x["row"] for x in out] == [1, 2, 3, 4, 5, 6]  # input order, whatever order they ran in
+    assert [kw["model"] for kw in ran] == [r["model"] for r in sweep_mod.locality_order(
+        [sweep_mod._normalise(r, option_names(advise_cmd)) for r in rows])]
+    assert out[0]["budget"] == 30000 and out[4]["budget"] == 20000 and out[2]["currency"] == "CNY"

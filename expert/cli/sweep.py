@@ -2,7 +2,10 @@
 
 A row's keys are advise's option names (`budget`, `model`, `prompt-tokens` or `prompt_tokens`, `stack`,
 plus `only` / `exclude`); a row that fails (bad input, an unknown model) gets its error in its output line
-and the sweep goes on. Identical requests are computed once.
+and the sweep goes on. Identical requests are computed once, and requests that differ only in money (budget,
+currency, electricity, years...) run next to each other in one worker: they share their estimates (memory, speed,
+training plans do not depend on prices), which the estimator keeps for the process in bounded tables, so a sweep
+in input order would recompute them once the tables have turned over. Output stays in input order.
 """
 
 from __future__ import annotations
@@ -105,6 +108,31 @@ def _normalise(row: Any, names: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+# Options that change only prices, the budget test and the candidate pool's legality, never an estimate's physics:
+# requests equal in everything else are run side by side (see the module docstring).
+_MONEY_KEYS = frozenset({"budget", "currency", "electricity", "hours_per_day", "years", "region", "domicile",
+                         "condition"})
+
+
+def _number(v: Any) -> tuple[int, Any]:
+    try:
+        return 0, float(v)
+    except (TypeError, ValueError):
+        return 1, str(v)  # "20k" and the like: grouped apart, in text order (locality only, never correctness)
+
+
+def locality_key(kw: dict[str, Any]) -> tuple:
+    """Sort key putting requests that share estimates next to each other, then by currency and budget (a budget
+    ladder in order: the deployment inferred from the budget changes at most once along it)."""
+    shape = tuple(sorted((k, str(v)) for k, v in kw.items() if k not in _MONEY_KEYS))
+    return shape, str(kw.get("currency", "")), _number(kw.get("budget"))
+
+
+def locality_order(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The requests in the order a sweep runs them (stable: equal keys keep their input order)."""
+    return sorted(requests, key=locality_key)
+
+
 # Set in the parent before the pool forks: the catalogs and rules, loaded and validated once.
 _LOADED: dict[str, Any] = {}
 
@@ -156,7 +184,7 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
         unique.setdefault(key, kw)
         keyed.append((i, row, key, None))
     results: dict[str, dict[str, Any]] = {}
-    todo = list(unique.items())
+    todo = sorted(unique.items(), key=lambda item: locality_key(item[1]))
     if len(todo) > 1:
         from ..core.gcpolicy import for_batch
 
@@ -170,9 +198,14 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
 
         methods = mp.get_all_start_methods()
         ctx = mp.get_context("fork" if "fork" in methods else None)
-        with ctx.Pool(min(jobs, len(todo))) as pool:
+        workers = min(jobs, len(todo))
+        # Contiguous runs of the locality order per worker (four per worker, so a slow run does not leave the
+        # others idle at the end); small chunks handed out in turn would split every group across the workers.
+        chunk = max(1, -(-len(todo) // (workers * 4)))
+        with ctx.Pool(workers) as pool:
             for n, (key, res) in enumerate(zip((k for k, _ in todo),
-                                               pool.imap(_run, (kw for _, kw in todo), chunksize=4), strict=True), 1):
+                                               pool.imap(_run, (kw for _, kw in todo), chunksize=chunk),
+                                               strict=True), 1):
                 results[key] = res
                 if progress:
                     progress(n, len(todo))
