@@ -263,7 +263,8 @@ def test_the_inline_class_function_gives_the_flat_class_key(value):
     f = fact(7, precision__bits=value, memory__per_gpu_gib=value)
     for factor, keys in compiled.keys.items():
         flat = engine._flatten(f, compiled.lookups)
-        want = engine._class_key(tuple(flat[k] for k in keys), compiled.classes[factor])
+        want = engine._class_key(tuple(flat[k] for k in keys), compiled.classes[factor],
+                                     compiled.pairs[factor], compiled.strings[factor])
         assert compiled.class_of[factor](f) == want
 
 
@@ -273,3 +274,34 @@ def test_the_inline_class_function_refuses_non_finite_numbers(value):
     with pytest.raises(engine._NotFinite):
         for factor in compiled.keys:
             compiled.class_of[factor](fact(8, precision__bits=value))
+
+
+def test_numbers_compared_with_each_other_share_a_class_by_their_order_only():
+    compiled = engine.compile_ruleset(ruleset(OPERATORS))
+    cls = compiled.class_of["precision"]
+    below = [fact(1, memory__per_gpu_gib=10.0, memory__available_gib=24.0),
+             fact(2, memory__per_gpu_gib=3.5, memory__available_gib=70.0)]
+    above = fact(3, memory__per_gpu_gib=30.0, memory__available_gib=24.0)
+    equal = fact(4, memory__per_gpu_gib=24.0, memory__available_gib=24.0)
+    assert cls(below[0]) == cls(below[1])
+    assert len({cls(below[0]), cls(above), cls(equal)}) == 3
+    # ...and the class path gives each fact what the fresh path and the Python evaluation give it
+    facts = [*below, above, equal]
+    rs = ruleset(OPERATORS)
+    fast = {(x.rule_id, x.fact_id) for x in fire(rs, facts)}
+    assert fast == {(x.rule_id, x.fact_id) for x in fire(rs, facts, fresh=True)}
+    rule = next(r for r in rs.rules if r.id == "precision/field-ref")
+    assert {x.fact_id for x in fire(rs, facts) if x.rule_id == rule.id} == {
+        f["id"] for f in facts if evaluate(rule.when, f)} == {3}
+
+
+def test_strings_tested_only_against_literals_count_as_the_literal_they_equal_or_none():
+    compiled = engine.compile_ruleset(ruleset(OPERATORS))
+    cls = compiled.class_of["precision"]
+    # precision.id is tested against fp8, int4 and nf4: q4_k_m and bf16 equal none of them, one class
+    assert cls(fact(1, precision__id="q4_k_m")) == cls(fact(2, precision__id="bf16"))
+    assert len({cls(fact(3, precision__id=v)) for v in ("fp8", "int4", "nf4", "bf16")}) == 4
+    assert cls(fact(5, precision__id=None)) != cls(fact(6, precision__id="bf16"))  # None satisfies no test
+    rs = ruleset(OPERATORS)
+    facts = [fact(i, precision__id=v) for i, v in enumerate(("q4_k_m", "bf16", "fp8", "int4", "nf4"), 1)]
+    assert fire(rs, facts) == fire(rs, facts, fresh=True)

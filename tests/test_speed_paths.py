@@ -93,7 +93,9 @@ def test_generated_class_functions_agree_with_the_flat_projection(cat, rules):
         for f in facts:
             flat = engine_mod._flatten(f, compiled.lookups)
             proj = tuple(flat[k] for k in keys)
-            assert compiled.class_of[factor](f) == engine_mod._class_key(proj, compiled.classes[factor])
+            want = engine_mod._class_key(proj, compiled.classes[factor], compiled.pairs[factor],
+                                         compiled.strings[factor])
+            assert compiled.class_of[factor](f) == want
 
 
 def test_physics_is_shared_across_price_bases_and_power_is_not(cat, monkeypatch):

@@ -194,3 +194,43 @@ def compared_literals(cond: Any, numbers: dict[str, set], exact: set[str]) -> No
     for v in arg if isinstance(arg, list) else [arg]:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             numbers.setdefault(key, set()).add(v)
+
+
+def compared_fields(cond: Any, pairs: set[tuple[str, str]]) -> None:
+    """Collect the (path, other path) pairs the condition compares with each other. The engine's classes keep,
+    for two numbers compared with each other, only which of them is larger (or that they are equal): every such
+    comparison holds or fails alike for two facts with the same order of the pair."""
+    (key, val), = cond.items()
+    if key in ("all", "any"):
+        for sub in val:
+            compared_fields(sub, pairs)
+        return
+    arg = val
+    if isinstance(val, dict) and "field" not in val:
+        (_, arg), = val.items()
+    if isinstance(arg, dict):
+        pairs.add((key, arg["field"]))
+
+
+def compared_strings(cond: Any, strings: dict[str, set], exact: set[str]) -> None:
+    """Collect, per fact path, the string literals the condition tests it for equality with (eq, ne, in), and
+    the paths a string is otherwise compared by (ordered, or with another field: `exact`). For the engine's
+    classes a string compared only for equality with literals counts only as the literal it equals, or as
+    none of them."""
+    (key, val), = cond.items()
+    if key in ("all", "any"):
+        for sub in val:
+            compared_strings(sub, strings, exact)
+        return
+    op, arg = ("eq", val)
+    if isinstance(val, dict) and "field" not in val:
+        (op, arg), = val.items()
+    if isinstance(arg, dict):
+        exact.update((key, arg["field"]))
+        return
+    for v in arg if isinstance(arg, list) else [arg]:
+        if isinstance(v, str):
+            if op in ("eq", "ne", "in"):
+                strings.setdefault(key, set()).add(v)
+            else:
+                exact.add(key)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from durable import engine as _durable
 
 from ..core.errors import ExpertError
-from .conditions import compared_literals
+from .conditions import compared_fields, compared_literals, compared_strings
 from .load import Rule, RuleSet
 from .vocabulary import FACT_FIELDS
 
@@ -59,53 +59,74 @@ class _Compiled:
         self.paths = sorted({p for rs in rules.values() for r in rs for p in r.paths})
         self.lookups = [(flat_key(p), tuple(p.split("."))) for p in self.paths]
         # Equivalence classes per factor: each numeric key is replaced by its place among the literals that
-        # factor's rules compare it with (index of the interval, and whether it equals a literal); other keys,
-        # and keys compared with another field, stay exact. Facts of one class satisfy the same comparisons,
-        # so they get the same firings: the engine is asked once per class, and the answer is kept.
+        # factor's rules compare it with (index of the interval, and whether it equals a literal); two numbers
+        # the rules compare with each other add which of the two is larger, or that they are equal (a number
+        # compared only with another field adds nothing else); a string tested only for equality with literals
+        # counts as the literal it equals or as none of them (OTHER); other strings, booleans and None stay
+        # exact. Facts of one class satisfy the same comparisons, so they get the same firings: the engine is
+        # asked once per class, and the answer is kept.
         self.classes: dict[str, list[tuple[int, tuple | None, frozenset | None]]] = {}
+        self.pairs: dict[str, list[tuple[int, int]]] = {}
+        self.strings: dict[str, dict[int, frozenset]] = {}
         for f, rs in rules.items():
             numbers: dict[str, set] = {}
             exact: set[str] = set()
+            compared: set[tuple[str, str]] = set()
+            strings: dict[str, set] = {}
+            exact_strings: set[str] = set()
             for r in rs:
                 compared_literals(r.when, numbers, exact)
+                compared_fields(r.when, compared)
+                compared_strings(r.when, strings, exact_strings)
             by_key = {flat_key(p): p for r in rs for p in r.paths}
+            index = {by_key[k]: i for i, k in enumerate(self.keys[f])}
+            numeric = {p for p in index if FACT_FIELDS[p] in (int, float)}
+            # Only pairs of two numbers are reduced to their order (a string compared with a field stays exact).
+            pairs = sorted({(index[a], index[b]) for a, b in compared if a in numeric and b in numeric})
+            in_pairs = {i for pr in pairs for i in pr}
             spec = []
             for i, k in enumerate(self.keys[f]):
                 path = by_key[k]
-                if path in numbers and path not in exact and FACT_FIELDS[path] in (int, float):
+                if path in numbers and path in numeric:
                     lits = sorted({engine_number(float(v)) for v in numbers[path]})
                     spec.append((i, tuple(lits), frozenset(lits)))
-                else:
+                elif i not in in_pairs:
                     spec.append((i, None, None))
             self.classes[f] = spec
+            self.pairs[f] = pairs
+            self.strings[f] = {index[p]: frozenset(lits) for p, lits in strings.items()
+                               if p not in exact_strings and FACT_FIELDS[p] is str}
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
         # One generated function per factor computes a candidate's class straight from its nested fact: no flat
         # copy of every fact, only of the representatives the engine is asked about.
-        self.class_of = {f: _class_function(self.classes[f], self.keys[f], {flat_key(p): p for r in rs
-                                                                          for p in r.paths})
+        self.class_of = {f: _class_function(self.classes[f], self.pairs[f], self.strings[f], self.keys[f],
+                                            {flat_key(p): p for r in rs for p in r.paths})
                          for f, rs in rules.items()}
+
+
+# A string's class when it equals none of the literals its factor's rules test it for: not a string, so no
+# literal can be equal to it.
+OTHER = ("none of the literals",)
 
 
 class _NotFinite(Exception):
     pass
 
 
-def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys: list[str],
-                    by_key: dict[str, str]):
-    """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection).
-
-    Each number is what the engine would be given (engine_number; ints clamped to HUGE; not finite: refused),
-    then, where the factor's rules compare it with literals, its interval among them. Written out inline for
-    each field: the function runs once per
-    candidate and factor, hundreds of thousands of times in a sweep, and the calls were most of its time."""
-    env: dict[str, Any] = {"_NotFinite": _NotFinite, "_bisect": bisect.bisect_left,
-                           "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
+def _class_code(spec: list[tuple[int, tuple | None, frozenset | None]], pairs: list[tuple[int, int]],
+                strings: dict[int, frozenset], keys: list[str], by_key: dict[str, str], env: dict[str, Any],
+                prefix: str = "") -> tuple[list[str], list[str]]:
+    """The statements and tuple items computing one factor's class key (see _class_function)."""
+    entries = {i: (lits, litset) for i, lits, litset in spec}
+    in_pairs = {i for pr in pairs for i in pr}
     lines, parts = [], []
-    for (i, lits, litset), k in zip(spec, keys, strict=True):
+    for i, k in enumerate(keys):
         path = by_key[k]
         access = "fact" + "".join(f"[{p!r}]" for p in path.split("."))
+        lits, litset = entries.get(i, (None, None))
+        K, N, L, S = (f"{prefix}{x}{i}" for x in "knLS")
         if lits is not None:
-            env[f"L{i}"], env[f"S{i}"] = lits, litset
+            env[L], env[S] = lits, litset
             lines += [
                 f"v = {access}",
                 "c = v.__class__",
@@ -114,20 +135,25 @@ def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys
                 "        raise _NotFinite",
                 "    if not (TINY <= abs(v) <= HUGE):",
                 "        v = _engine_number(v)",
-                f"    k{i} = (_bisect(L{i}, v), v in S{i})",
+                f"    {K} = (_bisect({L}, v), v in {S})",
                 "elif c is int:",
                 "    if v > HUGE or v < -HUGE:",
                 "        v = int(_copysign(HUGE, v))",
-                f"    k{i} = (_bisect(L{i}, v), v in S{i})",
+                f"    {K} = (_bisect({L}, v), v in {S})",
                 "elif v is None or c is bool:",
-                f"    k{i} = v",
+                f"    {K} = v",
                 "else:",
-                f"    k{i} = (_bisect(L{i}, v), v in S{i})",
+                f"    {K} = (_bisect({L}, v), v in {S})",
             ]
-            parts.append(f"k{i}")
-        elif FACT_FIELDS[path] in (str, bool):
+            parts.append(K)
+        elif i in strings:
+            env[S] = strings[i]
+            lines += [f"v = {access}", f"{K} = v if v is None or v in {S} else OTHER"]
+            parts.append(K)
+        elif i in entries and FACT_FIELDS[path] in (str, bool):
             parts.append(access)  # compared for equality only: the value itself is its class
         else:
+            # A number kept exact, or one compared only with another field (then only the pair's order counts).
             lines += [
                 f"v = {access}",
                 "c = v.__class__",
@@ -138,23 +164,58 @@ def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], keys
                 "        v = _engine_number(v)",
                 "elif c is int and (v > HUGE or v < -HUGE):",
                 "    v = int(_copysign(HUGE, v))",
-                f"k{i} = v",
+                f"{K} = v",
             ]
-            parts.append(f"k{i}")
+            if i in entries:
+                parts.append(K)
+        if i in in_pairs:
+            lines.append(f"{N} = v")
+    for a, b in pairs:
+        na, nb = f"{prefix}n{a}", f"{prefix}n{b}"
+        parts.append(f"(None if {na} is None or {nb} is None else ({na} > {nb}) - ({na} < {nb}))")
+    return lines, parts
+
+
+def _class_env() -> dict[str, Any]:
+    return {"_NotFinite": _NotFinite, "_bisect": bisect.bisect_left, "OTHER": OTHER,
+            "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
+
+
+def _compile_class(env: dict[str, Any], lines: list[str], result: str):
     body = "".join(f"    {ln}\n" for ln in lines)
-    src = "def class_of(fact):\n" + body + "    return (" + "".join(p + ", " for p in parts) + ")\n"
+    src = "def class_of(fact):\n" + body + f"    return {result}\n"
     exec(compile(src, "<rule classes>", "exec"), env)  # noqa: S102 - source built from vocabulary paths only
     return env["class_of"]
 
 
-def _class_key(proj: tuple, spec: list[tuple[int, tuple | None, frozenset | None]]) -> tuple:
-    out = []
+def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], pairs: list[tuple[int, int]],
+                    strings: dict[int, frozenset], keys: list[str], by_key: dict[str, str]):
+    """Compile `fact -> class key` for one factor (the same key _class_key gives for the flat projection).
+
+    Each number is what the engine would be given (engine_number; ints clamped to HUGE; not finite: refused),
+    then, where the factor's rules compare it with literals, its interval among them, and for each pair of
+    numbers compared with each other, their order. Written out inline for each field: the function runs once
+    per candidate and factor, hundreds of thousands of times in a sweep, and the calls were most of its time."""
+    env = _class_env()
+    lines, parts = _class_code(spec, pairs, strings, keys, by_key, env)
+    return _compile_class(env, lines, "(" + "".join(p + ", " for p in parts) + ")")
+
+
+def _class_key(proj: tuple, spec: list[tuple[int, tuple | None, frozenset | None]],
+               pairs: list[tuple[int, int]] = (), strings: dict[int, frozenset] | None = None) -> tuple:
+    """The class of a flat projection (the reference the generated class functions are tested against)."""
+    out: list[Any] = []
     for i, lits, litset in spec:
         v = proj[i]
-        if lits is None or v is None or v.__class__ is bool:
+        if strings and i in strings:
+            out.append(v if v is None or v in strings[i] else OTHER)
+        elif lits is None or v is None or v.__class__ is bool:
             out.append(v)
         else:
             out.append((bisect.bisect_left(lits, v), v in litset))
+    for a, b in pairs:
+        x, y = proj[a], proj[b]
+        out.append(None if x is None or y is None else (x > y) - (x < y))
     return tuple(out)
 
 
@@ -293,6 +354,22 @@ class RuleEngine:
         if fresh is None:
             fresh = fresh_firing()
         compiled = self.compile(ruleset)
+        order = {r.id: i for i, r in enumerate(ruleset.rules)}
+        try:
+            per_fact = self._per_factor(compiled, facts, fresh)
+        except _NotFinite:
+            for f in facts:
+                _flatten(f, compiled.lookups)  # raises, naming the fact and the field
+            raise
+        # Stable order: by fact id, then by the rules' order in the rule set (a set per fact: no duplicates).
+        out: list[Firing] = []
+        for cid in sorted(per_fact):
+            out.extend(Firing(rid, cid) for rid in sorted(per_fact[cid], key=lambda r: order.get(r, 0)))
+        return out
+
+    def _per_factor(self, compiled: _Compiled, facts: list[dict[str, Any]], fresh: bool) -> dict[int, set[str]]:
+        """Each fact's fired rule ids, asking each factor's ruleset once per class (or, `fresh`, once per
+        distinct projection, keeping nothing)."""
         flat = [_flatten(f, compiled.lookups) for f in facts] if fresh else None
         per_fact: dict[int, set[str]] = {}
         for factor, name in compiled.names.items():
@@ -308,12 +385,7 @@ class RuleEngine:
                 keyed = [(tuple(f[k] for k in keys), f) for f in flat]
             else:
                 # The class key, with the nested fact as representative (flattened only if the engine is asked).
-                try:
-                    keyed = [(class_of(f), f) for f in facts]
-                except _NotFinite:
-                    for f in facts:
-                        _flatten(f, compiled.lookups)  # raises, naming the fact and the field
-                    raise
+                keyed = [(class_of(f), f) for f in facts]
             for ck, f in keyed:
                 members = groups.get(ck)
                 if members is None:
@@ -340,12 +412,7 @@ class RuleEngine:
                 if rids:
                     for cid in members:
                         per_fact.setdefault(cid, set()).update(rids)
-        # Stable order: by fact id, then by the rules' order in the rule set (a set per fact: no duplicates).
-        order = {r.id: i for i, r in enumerate(ruleset.rules)}
-        out: list[Firing] = []
-        for cid in sorted(per_fact):
-            out.extend(Firing(rid, cid) for rid in sorted(per_fact[cid], key=lambda r: order.get(r, 0)))
-        return out
+        return per_fact
 
     def _assert(self, compiled: _Compiled, factor: str, name: str, keys: list[str],
                 projections: list[tuple]) -> list[tuple[str, ...]]:
