@@ -12,6 +12,7 @@ gives a differential test of the engine.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from .vocabulary import FACT_FIELDS, get_path
@@ -176,40 +177,38 @@ def threshold_paths(cond: Any) -> list[str]:
     return [key] if numeric else []
 
 
+def comparisons(cond: Any) -> Iterator[tuple[str, str, Any]]:
+    """Every leaf of a condition as (path, operator, argument): a literal, a list of them (`in`), or
+    {field: other.path}."""
+    (key, val), = cond.items()
+    if key in ("all", "any"):
+        for sub in val:
+            yield from comparisons(sub)
+        return
+    op, arg = ("eq", val)
+    if isinstance(val, dict) and "field" not in val:
+        (op, arg), = val.items()
+    yield key, op, arg
+
+
 def compared_literals(cond: Any, numbers: dict[str, set], exact: set[str]) -> None:
     """Collect, per fact path, the number literals the condition compares it with (`numbers`), and the paths
     compared with another field (`exact`). The engine's equivalence classes are built from these: two values
     on the same side of, or equal to, the same literals satisfy exactly the same comparisons."""
-    (key, val), = cond.items()
-    if key in ("all", "any"):
-        for sub in val:
-            compared_literals(sub, numbers, exact)
-        return
-    arg = val
-    if isinstance(val, dict) and "field" not in val:
-        (_, arg), = val.items()
-    if isinstance(arg, dict):
-        exact.update((key, arg["field"]))
-        return
-    for v in arg if isinstance(arg, list) else [arg]:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            numbers.setdefault(key, set()).add(v)
+    for key, _, arg in comparisons(cond):
+        if isinstance(arg, dict):
+            exact.update((key, arg["field"]))
+            continue
+        for v in arg if isinstance(arg, list) else [arg]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                numbers.setdefault(key, set()).add(v)
 
 
 def compared_fields(cond: Any, pairs: set[tuple[str, str]]) -> None:
     """Collect the (path, other path) pairs the condition compares with each other. The engine's classes keep,
     for two numbers compared with each other, only which of them is larger (or that they are equal): every such
     comparison holds or fails alike for two facts with the same order of the pair."""
-    (key, val), = cond.items()
-    if key in ("all", "any"):
-        for sub in val:
-            compared_fields(sub, pairs)
-        return
-    arg = val
-    if isinstance(val, dict) and "field" not in val:
-        (_, arg), = val.items()
-    if isinstance(arg, dict):
-        pairs.add((key, arg["field"]))
+    pairs.update((key, arg["field"]) for key, _, arg in comparisons(cond) if isinstance(arg, dict))
 
 
 def compared_strings(cond: Any, strings: dict[str, set], exact: set[str]) -> None:
@@ -217,20 +216,13 @@ def compared_strings(cond: Any, strings: dict[str, set], exact: set[str]) -> Non
     the paths a string is otherwise compared by (ordered, or with another field: `exact`). For the engine's
     classes a string compared only for equality with literals counts only as the literal it equals, or as
     none of them."""
-    (key, val), = cond.items()
-    if key in ("all", "any"):
-        for sub in val:
-            compared_strings(sub, strings, exact)
-        return
-    op, arg = ("eq", val)
-    if isinstance(val, dict) and "field" not in val:
-        (op, arg), = val.items()
-    if isinstance(arg, dict):
-        exact.update((key, arg["field"]))
-        return
-    for v in arg if isinstance(arg, list) else [arg]:
-        if isinstance(v, str):
-            if op in ("eq", "ne", "in"):
-                strings.setdefault(key, set()).add(v)
-            else:
-                exact.add(key)
+    for key, op, arg in comparisons(cond):
+        if isinstance(arg, dict):
+            exact.update((key, arg["field"]))
+            continue
+        for v in arg if isinstance(arg, list) else [arg]:
+            if isinstance(v, str):
+                if op in ("eq", "ne", "in"):
+                    strings.setdefault(key, set()).add(v)
+                else:
+                    exact.add(key)
