@@ -8,8 +8,8 @@ Reports medians over repeated runs:
 - in-process time per request split into estimator / engine / ranking / rendering, and the engine's
   time per candidate fact;
 - sweep throughput (requests/s) over 1,000 and 10,000 generated requests with 1 and 2 processes;
-- peak RSS and RSS growth over the sweep (durable_rules' C memory is never freed: nothing may be
-  registered per request);
+- peak RSS and RSS growth over the sweep after each worker's first chunk (durable_rules' C memory is never
+  freed: nothing may be registered per request);
 - the number of candidate facts per request.
 
 Each sweep runs three ways in the same run, so the ratios hold on a noisy machine:
@@ -109,29 +109,34 @@ def requests_for(kind: str, n: int) -> list[dict]:
     return generated_requests(n) if kind == "random" else budget_requests(n)
 
 
-def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int]:
+_WORKER: dict[str, object] = {}  # per worker process: the loaded catalog and rules, and RSS after warm-up
+
+
+def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int, int]:
     from expert.decide.advice import advise
     from expert.request import build_request
     from expert.store import load_all
 
-    cat, rules = load_all()
-    try:  # what `expert sweep` does after loading (absent in older trees, e.g. the baseline)
-        from expert.core.gcpolicy import for_batch
-    except ImportError:
-        pass
-    else:
-        for_batch()
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if "cat" not in _WORKER:
+        _WORKER["cat"], _WORKER["rules"] = load_all()
+        try:  # what `expert sweep` does after loading (absent in older trees, e.g. the baseline)
+            from expert.core.gcpolicy import for_batch
+        except ImportError:
+            pass
+        else:
+            for_batch()
+    cat, rules = _WORKER["cat"], _WORKER["rules"]
     done = 0
-    for i, kw in enumerate(reqs):
+    for kw in reqs:
         advise(cat, rules, build_request(cat, **kw)).to_dict(detail=False)
         done += 1
-        if i == len(reqs) // 10:
-            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after warm-up
-    return done, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The warm-up is the worker's first chunk (a quarter of its requests with 1 process, an eighth with 2).
+    _WORKER.setdefault("rss0", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return done, os.getpid(), int(_WORKER.get("rss0", 0)), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
+    """Requests/s, and the largest worker's RSS after its warm-up and at the end (KiB)."""
     reqs = requests_for(kind, n)
     try:  # the order `expert sweep` runs its rows in (absent in older trees, e.g. the baseline: input order)
         from expert.cli.sweep import locality_order
@@ -139,8 +144,10 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
         pass
     else:
         reqs = locality_order(reqs)
-    # Contiguous chunks: a budget ladder stays in one process, as a user's own sweep would.
-    size = -(-len(reqs) // procs)
+    # Contiguous runs of that order, four per worker, handed to whichever worker is free: as `expert sweep`
+    # deals its rows (a budget ladder or a group of requests sharing estimates stays together, and a slow run
+    # does not leave the other worker idle at the end).
+    size = max(1, -(-len(reqs) // (procs * 4)))
     chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]
     # Fresh spawned workers for every measurement: a forked worker would inherit the estimates and verdict
     # classes an earlier sweep left in this process, and answer from them.
@@ -149,7 +156,12 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
         results = list(pool.map(_sweep_chunk, chunks))
     dt = time.perf_counter() - t
     done = sum(r[0] for r in results)
-    return done / dt, max(r[1] for r in results), max(r[2] for r in results)
+    per_worker: dict[int, tuple[int, int]] = {}
+    for _, pid, rss0, end in results:
+        a, b = per_worker.get(pid, (rss0, end))
+        per_worker[pid] = (min(a, rss0) if a and rss0 else a or rss0, max(b, end))
+    worst = max(per_worker.values(), key=lambda ab: ab[1] - ab[0])
+    return done / dt, worst[0], worst[1]
 
 
 def in_process(repeat: int) -> dict[str, float]:
