@@ -98,6 +98,29 @@ def test_generated_class_functions_agree_with_the_flat_projection(cat, rules):
             assert compiled.class_of[factor](f) == want
 
 
+def test_all_classes_at_once_equal_each_factors_class_and_read_shared_groups_once(cat, rules):
+    from expert.candidates import build_candidates
+    from expert.rulelang.facts import candidate_fact
+
+    compiled = engine_mod.default_engine().compile(rules)
+    for kw in (dict(model="70b", budget=400_000, workload="finetune", tokens="1B"), dict(model="8b", budget=9000),
+               dict(model="13b", budget=50_000, region="china", currency="CNY", workload="qlora")):
+        facts = [candidate_fact(cat, c) for c in build_candidates(cat, build_request(cat, **kw))]
+        for t in compiled.group_tables.values():
+            t.clear()
+        for f in facts:
+            assert compiled.class_all(f) == tuple(compiled.class_of[factor](f) for factor in compiled.names)
+        # one entry per distinct group object (the request's, each GPU's...), not per candidate
+        assert len(compiled.group_tables["req"]) == 1
+        assert len(compiled.group_tables["gpu"]) == len({id(f["gpu"]) for f in facts}) < len(facts)
+    # a group of equal content but another object is classed afresh, and alike
+    f = facts[0]
+    copy = {**f, "gpu": dict(f["gpu"]), "req": dict(f["req"])}
+    assert compiled.class_all(copy) == compiled.class_all(f)
+    changed = {**f, "req": {**f["req"], "region": "eu" if f["req"]["region"] != "eu" else "us"}}
+    assert compiled.class_all(changed) == tuple(compiled.class_of[factor](changed) for factor in compiled.names)
+
+
 def test_physics_is_shared_across_price_bases_and_power_is_not(cat, monkeypatch):
     # Memory, speed and the plan do not depend on electricity, currency or PUE: the memo computes them once per
     # physical configuration, and only power and energy cost follow the price basis.

@@ -102,6 +102,9 @@ class _Compiled:
         self.class_of = {f: _class_function(self.classes[f], self.pairs[f], self.strings[f], self.keys[f],
                                             {flat_key(p): p for r in rs for p in r.paths})
                          for f, rs in rules.items()}
+        # Every factor's class in one call, the shared groups' items computed once per group object: the path
+        # fire takes (class_of is its reference, tests/test_engine.py).
+        self.class_all, self.group_tables = _all_classes_function(self)
 
 
 # A string's class when it equals none of the literals its factor's rules test it for: not a string, so no
@@ -113,6 +116,61 @@ class _NotFinite(Exception):
     pass
 
 
+def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strings: dict[int, frozenset],
+                in_pairs: set[int], env: dict[str, Any], prefix: str) -> tuple[list[str], str | None, str | None]:
+    """One field's statements: its class item (a name, or None when it counts only through a pair) and the
+    name holding the number a pair compares (or None)."""
+    lits, litset = entries.get(i, (None, None))
+    K, N, L, S = (f"{prefix}{x}{i}" for x in "knLS")
+    lines: list[str]
+    if lits is not None:
+        env[L], env[S] = lits, litset
+        lines = [
+            f"v = {access}",
+            "c = v.__class__",
+            "if c is float:",
+            "    if v - v != 0.0:",  # inf and nan: refused
+            "        raise _NotFinite",
+            "    if not (TINY <= abs(v) <= HUGE):",
+            "        v = _engine_number(v)",
+            f"    {K} = (_bisect({L}, v), v in {S})",
+            "elif c is int:",
+            "    if v > HUGE or v < -HUGE:",
+            "        v = int(_copysign(HUGE, v))",
+            f"    {K} = (_bisect({L}, v), v in {S})",
+            "elif v is None or c is bool:",
+            f"    {K} = v",
+            "else:",
+            f"    {K} = (_bisect({L}, v), v in {S})",
+        ]
+    elif i in strings:
+        env[S] = strings[i]
+        lines = [f"v = {access}", f"{K} = v if v is None or v in {S} else OTHER"]
+    elif i in entries and FACT_FIELDS[path] in (str, bool):
+        lines = [f"{K} = {access}"]  # compared for equality only: the value itself is its class
+    else:
+        # A number kept exact, or one compared only with another field (then only the pair's order counts).
+        lines = [
+            f"v = {access}",
+            "c = v.__class__",
+            "if c is float:",
+            "    if v - v != 0.0:",
+            "        raise _NotFinite",
+            "    if not (TINY <= abs(v) <= HUGE):",
+            "        v = _engine_number(v)",
+            "elif c is int and (v > HUGE or v < -HUGE):",
+            "    v = int(_copysign(HUGE, v))",
+            f"{K} = v",
+        ]
+    if i in in_pairs:
+        lines.append(f"{N} = v")
+    return lines, (K if i in entries else None), (N if i in in_pairs else None)
+
+
+def _access(path: str, root: str = "fact") -> str:
+    return root + "".join(f"[{p!r}]" for p in path.split("."))
+
+
 def _class_code(spec: list[tuple[int, tuple | None, frozenset | None]], pairs: list[tuple[int, int]],
                 strings: dict[int, frozenset], keys: list[str], by_key: dict[str, str], env: dict[str, Any],
                 prefix: str = "") -> tuple[list[str], list[str]]:
@@ -122,58 +180,80 @@ def _class_code(spec: list[tuple[int, tuple | None, frozenset | None]], pairs: l
     lines, parts = [], []
     for i, k in enumerate(keys):
         path = by_key[k]
-        access = "fact" + "".join(f"[{p!r}]" for p in path.split("."))
-        lits, litset = entries.get(i, (None, None))
-        K, N, L, S = (f"{prefix}{x}{i}" for x in "knLS")
-        if lits is not None:
-            env[L], env[S] = lits, litset
-            lines += [
-                f"v = {access}",
-                "c = v.__class__",
-                "if c is float:",
-                "    if v - v != 0.0:",  # inf and nan: refused
-                "        raise _NotFinite",
-                "    if not (TINY <= abs(v) <= HUGE):",
-                "        v = _engine_number(v)",
-                f"    {K} = (_bisect({L}, v), v in {S})",
-                "elif c is int:",
-                "    if v > HUGE or v < -HUGE:",
-                "        v = int(_copysign(HUGE, v))",
-                f"    {K} = (_bisect({L}, v), v in {S})",
-                "elif v is None or c is bool:",
-                f"    {K} = v",
-                "else:",
-                f"    {K} = (_bisect({L}, v), v in {S})",
-            ]
-            parts.append(K)
-        elif i in strings:
-            env[S] = strings[i]
-            lines += [f"v = {access}", f"{K} = v if v is None or v in {S} else OTHER"]
-            parts.append(K)
-        elif i in entries and FACT_FIELDS[path] in (str, bool):
-            parts.append(access)  # compared for equality only: the value itself is its class
-        else:
-            # A number kept exact, or one compared only with another field (then only the pair's order counts).
-            lines += [
-                f"v = {access}",
-                "c = v.__class__",
-                "if c is float:",
-                "    if v - v != 0.0:",
-                "        raise _NotFinite",
-                "    if not (TINY <= abs(v) <= HUGE):",
-                "        v = _engine_number(v)",
-                "elif c is int and (v > HUGE or v < -HUGE):",
-                "    v = int(_copysign(HUGE, v))",
-                f"{K} = v",
-            ]
-            if i in entries:
-                parts.append(K)
-        if i in in_pairs:
-            lines.append(f"{N} = v")
+        code, item, _ = _field_code(i, path, _access(path), entries, strings, in_pairs, env, prefix)
+        lines += code
+        if item:
+            parts.append(item)
     for a, b in pairs:
-        na, nb = f"{prefix}n{a}", f"{prefix}n{b}"
-        parts.append(f"(None if {na} is None or {nb} is None else ({na} > {nb}) - ({na} < {nb}))")
+        parts.append(_pair_item(f"{prefix}n{a}", f"{prefix}n{b}"))
     return lines, parts
+
+
+def _pair_item(na: str, nb: str) -> str:
+    return f"(None if {na} is None or {nb} is None else ({na} > {nb}) - ({na} < {nb}))"
+
+
+# Fact groups built once per GPU, precision (and tier), model and request and shared by their candidates
+# (rulelang/facts.py): the class items read from them are computed once per group object, not per candidate.
+SHARED_GROUPS = ("gpu", "precision", "model", "req")
+GROUP_LIMIT = 4096  # kept group parts per group before the table is cleared
+
+
+def _all_classes_function(compiled: _Compiled) -> tuple[Any, dict[str, dict]]:
+    """Compile `fact -> tuple of every factor's class key` (each equal to that factor's class_of), reading each
+    shared group's fields once per group object (kept by identity, the object held so its id is not reused)."""
+    env = _class_env()
+    tables: dict[str, dict] = {g: {} for g in SHARED_GROUPS}
+    group_lines: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
+    group_items: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
+    main: list[str] = []
+    results: list[str] = []
+    for n, f in enumerate(compiled.names):  # the order fire reads the factors in
+        rules = compiled.rules[f]
+        prefix = f"f{n}_"
+        by_key = {flat_key(p): p for r in rules for p in r.paths}
+        entries = {i: (lits, litset) for i, lits, litset in compiled.classes[f]}
+        pairs = compiled.pairs[f]
+        in_pairs = {i for pr in pairs for i in pr}
+        parts = []
+        for i, k in enumerate(compiled.keys[f]):
+            path = by_key[k]
+            group, _, rest = path.partition(".")
+            if group in SHARED_GROUPS and rest and i not in in_pairs:
+                code, item, _ = _field_code(i, path, _access(rest, "d"), entries, compiled.strings[f], in_pairs, env,
+                                            prefix)
+                group_lines[group] += code
+                if item:
+                    parts.append(f"G_{group}[{len(group_items[group])}]")
+                    group_items[group].append(item)
+            else:
+                code, item, _ = _field_code(i, path, _access(path), entries, compiled.strings[f], in_pairs, env,
+                                            prefix)
+                main += code
+                if item:
+                    parts.append(item)
+        parts += [_pair_item(f"{prefix}n{a}", f"{prefix}n{b}") for a, b in pairs]
+        results.append("(" + "".join(p + ", " for p in parts) + ")")
+    head: list[str] = []
+    for g in SHARED_GROUPS:
+        if not group_items[g]:
+            continue
+        env[f"T_{g}"] = tables[g]
+        body = "".join(f"    {ln}\n" for ln in group_lines[g])
+        src = f"def part_{g}(d):\n{body}    return (" + "".join(x + ", " for x in group_items[g]) + ")\n"
+        exec(compile(src, f"<rule classes: {g}>", "exec"), env)  # noqa: S102 - source built from vocabulary paths
+        head += [
+            f"d = fact[{g!r}]",
+            f"h = T_{g}.get(id(d))",
+            "if h is None or h[0] is not d:",
+            f"    if len(T_{g}) >= GROUP_LIMIT:",
+            f"        T_{g}.clear()",
+            f"    h = T_{g}[id(d)] = (d, part_{g}(d))",
+            f"G_{g} = h[1]",
+        ]
+    env["GROUP_LIMIT"] = GROUP_LIMIT
+    fn = _compile_class(env, head + main, "(" + "".join(r + ", " for r in results) + ")")
+    return fn, tables
 
 
 def _class_env() -> dict[str, Any]:
@@ -356,7 +436,8 @@ class RuleEngine:
         compiled = self.compile(ruleset)
         order = {r.id: i for i, r in enumerate(ruleset.rules)}
         try:
-            per_fact = self._per_factor(compiled, facts, fresh)
+            per_fact = self._per_factor(compiled, facts, fresh,
+                                        None if fresh else [compiled.class_all(f) for f in facts])
         except _NotFinite:
             for f in facts:
                 _flatten(f, compiled.lookups)  # raises, naming the fact and the field
@@ -367,25 +448,25 @@ class RuleEngine:
             out.extend(Firing(rid, cid) for rid in sorted(per_fact[cid], key=lambda r: order.get(r, 0)))
         return out
 
-    def _per_factor(self, compiled: _Compiled, facts: list[dict[str, Any]], fresh: bool) -> dict[int, set[str]]:
-        """Each fact's fired rule ids, asking each factor's ruleset once per class (or, `fresh`, once per
-        distinct projection, keeping nothing)."""
+    def _per_factor(self, compiled: _Compiled, facts: list[dict[str, Any]], fresh: bool,
+                    classes: list[tuple] | None) -> dict[int, set[str]]:
+        """Each fact's fired rule ids, asking each factor's ruleset once per class (`classes`: every factor's
+        class of each fact) or, `fresh`, once per distinct projection, keeping nothing."""
         flat = [_flatten(f, compiled.lookups) for f in facts] if fresh else None
         per_fact: dict[int, set[str]] = {}
-        for factor, name in compiled.names.items():
+        for n, (factor, name) in enumerate(compiled.names.items()):
             keys = compiled.keys[factor]
             known = compiled.verdicts[factor]
             # A factor's rules read only its keys: candidates in one class get equal verdicts, so each class is
             # asserted once (one representative projection) and its firings go to every member.
             groups: dict[tuple, list[int]] = {}
             reps: dict[tuple, Any] = {}
-            class_of = compiled.class_of[factor]
             if fresh:
                 # The exact projection is the class and its own representative.
                 keyed = [(tuple(f[k] for k in keys), f) for f in flat]
             else:
                 # The class key, with the nested fact as representative (flattened only if the engine is asked).
-                keyed = [(class_of(f), f) for f in facts]
+                keyed = list(zip([k[n] for k in classes], facts, strict=True))
             for ck, f in keyed:
                 members = groups.get(ck)
                 if members is None:
