@@ -307,6 +307,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                          key=lambda q: (q.quality_rank, -q.bits_per_weight))
     out: list[Candidate] = []
     hours = req.hours_per_day * 365
+    quality = {p.id: quality_of(pol, req, p) for p in precisions}
     for g in pool:
         price, note = gpu_price(cat, g, req.currency)
         # Only what can be bought: counts the part is sold in (8-GPU baseboards, 72-GPU racks).
@@ -331,7 +332,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 gpus_total = n * max(sizing.replicas, 1)
                 econ = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price, note, hours, pol)
                 days = _train_days(req, est) if not decodes else 0.0
-                tier, qclass = quality_of(pol, req, p)
+                tier, qclass = quality[p.id]
                 out.append(Candidate(
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
                     rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=tier,

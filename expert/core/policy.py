@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ class Policy:
         """Training: rank the systems that meet the deadline even at the low end of the speed range first."""
         return bool(self.raw["schedule_margin"]["prefer_low_end"])
 
-    @property
+    @cached_property  # read per candidate (its quality tier); the policy is never changed once loaded
     def tiers(self) -> tuple[Tier, ...]:
         return tuple(Tier(t["name"], float(t["min_bits"])) for t in self.raw["quality_tiers"])
 
