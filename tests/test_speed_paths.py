@@ -1,8 +1,8 @@
 """The optimised paths give the answers of the plain ones (issue 16): the engine asked once per
 equivalence class with verdicts kept across requests, and the estimator's per-process memo.
 
-`benchmarks/speed.py --equivalence` runs the same comparison over the whole scenario corpus and 1,000
-generated requests; here a fixed sample keeps the suite quick."""
+A sample is compared twice (tables filled, then answered from them); the whole scenario corpus and 1,000
+generated requests once each, request by request, as `benchmarks/speed.py --equivalence` does."""
 
 from __future__ import annotations
 
@@ -49,6 +49,20 @@ def test_class_path_and_memo_give_the_plain_paths_advice(cat, rules, monkeypatch
     for _ in range(2):
         fast = [advise(cat, rules, build_request(cat, **kw)).to_dict() for kw in reqs]
         assert fast == plain
+
+
+def test_whole_scenario_corpus_and_1000_generated_requests_get_the_plain_paths_advice(cat, rules, monkeypatch):
+    # The done-when of issue 16: identical advice to the un-optimised path. Plain and optimised alternate per
+    # request, so the optimised path answers from tables that earlier, different requests filled.
+    reqs = [sc.request for sc in load_scenarios()] + generated_requests(1000, seed=16)
+    differ = []
+    for kw in reqs:
+        _plain(monkeypatch)
+        plain = advise(cat, rules, build_request(cat, **kw)).to_dict()
+        _fast(monkeypatch)
+        if advise(cat, rules, build_request(cat, **kw)).to_dict() != plain:
+            differ.append(kw)
+    assert len(reqs) > 1100 and differ == []
 
 
 def test_class_keys_split_exactly_at_the_literals():
