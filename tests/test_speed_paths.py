@@ -148,3 +148,23 @@ def test_physics_is_shared_across_price_bases_and_power_is_not(cat, monkeypatch)
     assert "0.3 EUR/kWh" in " ".join(b.assumptions) and "0.3 EUR/kWh" not in " ".join(a.assumptions)
     _plain(monkeypatch)
     assert estimate(cat, dearer).to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize("kw", [dict(model="13b", budget=20000), dict(model="70b", budget=400_000, users=200),
+                                dict(model="8b", budget=9000, workload="dev", electricity=0.4),
+                                dict(model="70b", budget=2_000_000, workload="finetune", tokens="1B")])
+def test_platform_and_power_shared_by_a_systems_precisions_equal_their_own(cat, kw):
+    # build_candidates computes a system's platform and power once for all its precisions and loads; each
+    # candidate's economics must equal what its own estimate gives.
+    from expert.candidates import _economics, build_candidates, gpu_price
+    from expert.core.policy import load_policy
+
+    req = build_request(cat, **kw)
+    pol = load_policy()
+    cands = build_candidates(cat, req, policy=pol)
+    assert len({(c.gpu.id, c.gpus) for c in cands}) < len(cands)  # systems do repeat across precisions
+    for c in cands:
+        price, note = gpu_price(cat, c.gpu, req.currency)
+        own = _economics(cat, req, c.gpu, c.estimate, c.gpus, max(c.sizing.replicas, 1), price, note,
+                         req.hours_per_day * 365, pol)
+        assert own == c.economics, c.label
