@@ -308,7 +308,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     out: list[Candidate] = []
     hours = req.hours_per_day * 365
     quality = {p.id: quality_of(pol, req, p) for p in precisions}
-    systems: dict[tuple, tuple] = {}
+    systems: dict[tuple, Economics] = {}
     for g in pool:
         price, note = gpu_price(cat, g, req.currency)
         # Only what can be bought: counts the part is sold in (8-GPU baseboards, 72-GPU racks).
@@ -331,8 +331,14 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                     # Memory, power and speed figures at the load each replica carries.
                     est = estimate(cat, config(g, n, p, -(-req.users // sizing.replicas)))
                 gpus_total = n * max(sizing.replicas, 1)
-                econ = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price, note, hours, pol,
-                                  systems)
+                # A system's economics do not depend on its precision or load: power reads the GPU, the count,
+                # the workload, the PUE, the electricity price and the deployment, the platform the GPU and the
+                # count, and the rest is the request's. Computed once per system of this request.
+                system = (g.id, gpus_total, max(sizing.replicas, 1))
+                econ = systems.get(system)
+                if econ is None:
+                    econ = systems[system] = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price,
+                                                        note, hours, pol)
                 days = _train_days(req, est) if not decodes else 0.0
                 tier, qclass = quality[p.id]
                 out.append(Candidate(
@@ -477,19 +483,11 @@ def platform_cost(cat: Catalog, req: Request, g: Gpu, gpus: int,
 
 
 def _economics(cat: Catalog, req: Request, g: Gpu, est: Estimate, gpus: int, replicas: int, price: float,
-               note: str, hours: float, policy: Policy, shared: dict[tuple, tuple] | None = None) -> Economics:
-    """`shared`: one request's platforms and system power by GPU, GPU count and replicas. Neither depends on
-    the precision or the load (power reads the GPU, the count, the workload, the PUE, the electricity price
-    and the deployment, one per request), so the precisions of one system share them."""
+               note: str, hours: float, policy: Policy) -> Economics:
     rate = cat.energy.currencies[req.currency]
-    key = (g.id, gpus, replicas)
-    hit = shared.get(key) if shared is not None else None
-    if hit is None:
-        # The whole system's draw: every replica's GPUs plus the host(s) they share (estimate/power.py).
-        hit = (platform_cost(cat, req, g, gpus, policy), power(cat, est.config, None, None, replicas))
-        if shared is not None:
-            shared[key] = hit
-    (platform_usd, platform_note, host_gib), sys_power = hit
+    platform_usd, platform_note, host_gib = platform_cost(cat, req, g, gpus, policy)
+    # The whole system's draw: every replica's GPUs plus the host(s) they share (estimate/power.py).
+    sys_power = power(cat, est.config, None, None, replicas)
     energy_year = sys_power["energy_cost_per_hour"] * hours
     hosting_year = 0.0
     if req.deployment == "datacenter":

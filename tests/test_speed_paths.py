@@ -153,8 +153,8 @@ def test_physics_is_shared_across_price_bases_and_power_is_not(cat, monkeypatch)
 @pytest.mark.parametrize("kw", [dict(model="13b", budget=20000), dict(model="70b", budget=400_000, users=200),
                                 dict(model="8b", budget=9000, workload="dev", electricity=0.4),
                                 dict(model="70b", budget=2_000_000, workload="finetune", tokens="1B")])
-def test_platform_and_power_shared_by_a_systems_precisions_equal_their_own(cat, kw):
-    # build_candidates computes a system's platform and power once for all its precisions and loads; each
+def test_economics_shared_by_a_systems_precisions_equal_their_own(cat, kw):
+    # build_candidates computes a system's economics once for all its precisions and loads; each
     # candidate's economics must equal what its own estimate gives.
     from expert.candidates import _economics, build_candidates, gpu_price
     from expert.core.policy import load_policy
