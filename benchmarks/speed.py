@@ -132,7 +132,7 @@ def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int, int]:
         done += 1
     # The warm-up is the worker's first chunk (a quarter of its requests with 1 process, an eighth with 2).
     _WORKER.setdefault("rss0", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return done, os.getpid(), int(_WORKER.get("rss0", 0)), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return done, os.getpid(), int(_WORKER["rss0"]), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
@@ -156,10 +156,9 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
         results = list(pool.map(_sweep_chunk, chunks))
     dt = time.perf_counter() - t
     done = sum(r[0] for r in results)
-    per_worker: dict[int, tuple[int, int]] = {}
+    per_worker: dict[int, tuple[int, int]] = {}  # a worker reports the same warm-up RSS with each chunk
     for _, pid, rss0, end in results:
-        a, b = per_worker.get(pid, (rss0, end))
-        per_worker[pid] = (min(a, rss0) if a and rss0 else a or rss0, max(b, end))
+        per_worker[pid] = (rss0, max(end, per_worker.get(pid, (0, 0))[1]))
     worst = max(per_worker.values(), key=lambda ab: ab[1] - ab[0])
     return done / dt, worst[0], worst[1]
 

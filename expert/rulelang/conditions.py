@@ -191,13 +191,12 @@ def comparisons(cond: Any) -> Iterator[tuple[str, str, Any]]:
     yield key, op, arg
 
 
-def compared_literals(cond: Any, numbers: dict[str, set], exact: set[str]) -> None:
-    """Collect, per fact path, the number literals the condition compares it with (`numbers`), and the paths
-    compared with another field (`exact`). The engine's equivalence classes are built from these: two values
-    on the same side of, or equal to, the same literals satisfy exactly the same comparisons."""
+def compared_literals(cond: Any, numbers: dict[str, set]) -> None:
+    """Collect, per fact path, the number literals the condition compares it with. The engine's equivalence
+    classes are built from these: two values on the same side of, or equal to, the same literals satisfy
+    exactly the same comparisons."""
     for key, _, arg in comparisons(cond):
         if isinstance(arg, dict):
-            exact.update((key, arg["field"]))
             continue
         for v in arg if isinstance(arg, list) else [arg]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):

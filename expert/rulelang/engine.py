@@ -10,6 +10,7 @@ unique ids) before they are asserted; the returned state checked for a swallowed
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import os
@@ -70,12 +71,11 @@ class _Compiled:
         self.strings: dict[str, dict[int, frozenset]] = {}
         for f, rs in rules.items():
             numbers: dict[str, set] = {}
-            exact: set[str] = set()
             compared: set[tuple[str, str]] = set()
             strings: dict[str, set] = {}
             exact_strings: set[str] = set()
             for r in rs:
-                compared_literals(r.when, numbers, exact)
+                compared_literals(r.when, numbers)
                 compared_fields(r.when, compared)
                 compared_strings(r.when, strings, exact_strings)
             by_key = {flat_key(p): p for r in rs for p in r.paths}
@@ -97,14 +97,18 @@ class _Compiled:
             self.strings[f] = {index[p]: frozenset(lits) for p, lits in strings.items()
                                if p not in exact_strings and FACT_FIELDS[p] is str}
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
-        # One generated function per factor computes a candidate's class straight from its nested fact: no flat
-        # copy of every fact, only of the representatives the engine is asked about.
-        self.class_of = {f: _class_function(self.classes[f], self.pairs[f], self.strings[f], self.keys[f],
-                                            {flat_key(p): p for r in rs for p in r.paths})
-                         for f, rs in rules.items()}
-        # Every factor's class in one call, the shared groups' items computed once per group object: the path
-        # fire takes (class_of is its reference, tests/test_engine.py).
+        # Every factor's class in one generated call, straight from the nested fact (no flat copy of every fact,
+        # only of the representatives the engine is asked about); the shared groups' items are computed once per
+        # group object.
         self.class_all, self.group_tables = _all_classes_function(self)
+
+    @functools.cached_property
+    def class_of(self) -> dict[str, Any]:
+        """One generated class function per factor: the reference class_all is tested against (compiled only
+        when asked for, not at start-up)."""
+        return {f: _class_function(self.classes[f], self.pairs[f], self.strings[f], self.keys[f],
+                                   {flat_key(p): p for r in rs for p in r.paths})
+                for f, rs in self.rules.items()}
 
 
 # A string's class when it equals none of the literals its factor's rules test it for: not a string, so no
@@ -117,9 +121,9 @@ class _NotFinite(Exception):
 
 
 def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strings: dict[int, frozenset],
-                in_pairs: set[int], env: dict[str, Any], prefix: str) -> tuple[list[str], str | None, str | None]:
-    """One field's statements: its class item (a name, or None when it counts only through a pair) and the
-    name holding the number a pair compares (or None)."""
+                in_pairs: set[int], env: dict[str, Any], prefix: str) -> tuple[list[str], str | None]:
+    """One field's statements and its class item (a name, or None when it counts only through a pair); a
+    number a pair compares is left in `{prefix}n{i}`."""
     lits, litset = entries.get(i, (None, None))
     K, N, L, S = (f"{prefix}{x}{i}" for x in "knLS")
     lines: list[str]
@@ -164,7 +168,7 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
         ]
     if i in in_pairs:
         lines.append(f"{N} = v")
-    return lines, (K if i in entries else None), (N if i in in_pairs else None)
+    return lines, (K if i in entries else None)
 
 
 def _access(path: str, root: str = "fact") -> str:
@@ -180,7 +184,7 @@ def _class_code(spec: list[tuple[int, tuple | None, frozenset | None]], pairs: l
     lines, parts = [], []
     for i, k in enumerate(keys):
         path = by_key[k]
-        code, item, _ = _field_code(i, path, _access(path), entries, strings, in_pairs, env, prefix)
+        code, item = _field_code(i, path, _access(path), entries, strings, in_pairs, env, prefix)
         lines += code
         if item:
             parts.append(item)
@@ -220,14 +224,14 @@ def _all_classes_function(compiled: _Compiled) -> tuple[Any, dict[str, dict]]:
             path = by_key[k]
             group, _, rest = path.partition(".")
             if group in SHARED_GROUPS and rest and i not in in_pairs:
-                code, item, _ = _field_code(i, path, _access(rest, "d"), entries, compiled.strings[f], in_pairs, env,
+                code, item = _field_code(i, path, _access(rest, "d"), entries, compiled.strings[f], in_pairs, env,
                                             prefix)
                 group_lines[group] += code
                 if item:
                     parts.append(f"G_{group}[{len(group_items[group])}]")
                     group_items[group].append(item)
             else:
-                code, item, _ = _field_code(i, path, _access(path), entries, compiled.strings[f], in_pairs, env,
+                code, item = _field_code(i, path, _access(path), entries, compiled.strings[f], in_pairs, env,
                                             prefix)
                 main += code
                 if item:
