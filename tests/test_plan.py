@@ -174,3 +174,42 @@ def test_fp8_searches_as_bf16_where_the_gpu_has_no_fp8_units(cat, monkeypatch):
     finally:
         monkeypatch.delenv(memo.NO_MEMO_ENV)
         memo.refresh()
+
+
+@pytest.mark.parametrize("model,gpu,count,workload,context,batch", [
+    ("llama-3.1-70b", "h100-sxm", 8, "finetune", 4096, 1),
+    ("llama-3.1-8b", "rtx-4090", 1, "lora", 2048, 2),
+    ("llama-3.1-8b", "a100-80gb-sxm", 64, "training", 8192, 1),
+    ("llama-3.1-8b", "h100-sxm", 16, "training", 32768, 1),
+])
+def test_a_search_scores_each_plan_with_the_numbers_of_its_full_evaluation(cat, model, gpu, count, workload,
+                                                                           context, batch):
+    # The search ranks lightweight scores and builds Plans only for what it reports: each score must be the
+    # full evaluation's figures, in the order sorting the full plans gives.
+    from expert.estimate.plan import _Fixed, _key, _scored, choose
+
+    c = cfg(cat, model, gpu, count, "nf4" if workload == "qlora" else "bf16", workload, context, batch)
+    fx, scored = _scored(cat, c, None, None)
+    full = [evaluate(cat, c, s.strategy, s.layout, _Fixed(cat, c)) for s in scored]
+    assert len(scored) > 1
+    for s, p in zip(scored, full, strict=True):
+        assert (s.fits, s.tokens_per_s, s.per_gpu_total, s.host_gib_per_node) == (
+            p.fits, p.tokens_per_s, p.per_gpu_gib["total"], p.host_gib_per_node)
+        assert s.key == _key(p)
+    assert [_key(p) for p in full] == sorted(_key(p) for p in full)
+    best, plans = choose(cat, c)
+    assert best.to_dict() == full[0].to_dict() and [p.to_dict() for p in plans] == [p.to_dict() for p in full]
+
+
+def test_long_context_training_weighs_context_parallel_without_data_parallel(cat):
+    # 16 GPUs at 32k tokens: a TP x CP layout with DP 1 shards ZeRO over the context ranks; that traffic runs
+    # over the context ranks' link (it had no link at all and the search crashed).
+    from expert.estimate.plan import _scored
+
+    c = cfg(cat, "llama-3.1-8b", "h100-sxm", 16, workload="training", context=32768)
+    _, scored = _scored(cat, c, None, None)
+    cp_only = [s for s in scored if s.layout.cp > 1 and s.layout.dp == 1]
+    assert cp_only
+    p = evaluate(cat, c, cp_only[0].strategy, cp_only[0].layout)
+    assert p.links["data"] == p.links["context"] == "nvlink"
+    assert plan_training(cat, c, tokens=1e11).fits

@@ -170,7 +170,9 @@ def _links(cat: Catalog, cfg: Config, lo: Layout) -> dict[str, Any]:
     cp_span = lo.tp * lo.cp
     cp_link = link_for(cat, g, cp_span if cp_span <= node else cfg.count) if lo.cp > 1 else None
     dp_span = lo.tp * lo.cp * lo.dp
-    dp_link = link_for(cat, g, dp_span if dp_span <= node else cfg.count) if lo.dp > 1 else None
+    # ZeRO / FSDP shard and reduce gradients over data x context ranks: with context parallel alone (dp = 1)
+    # that traffic still runs, over the link the context ranks span.
+    dp_link = link_for(cat, g, dp_span if dp_span <= node else cfg.count) if lo.dp * lo.cp > 1 else None
     pp_link = link_for(cat, g, cfg.count) if lo.pp > 1 else None
     return {"tensor": inner, "context": cp_link, "data": dp_link, "pipeline": pp_link,
             "data_in_node": dp_span <= node, "shard_link": link_for(cat, g, min(node, lo.dp * lo.tp * lo.cp))}
@@ -293,6 +295,27 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
     """Memory, fit and step time of one strategy x layout (no search); `fx` is what a search shares."""
     if fx is None:
         fx = _Fixed(cat, cfg)
+    (per_gpu, host, fits, comm, step, tps, t_ideal_mb, model_flops, links, link_kinds, t_pipe) = _measure(
+        cat, cfg, st, lo, fx)
+    per_gpu = dict(zip(_PER_GPU_KEYS, per_gpu, strict=True))
+    comm = dict(zip(_COMM_KEYS, comm, strict=True))
+    mfu = tps * model_flops / (cfg.count * fx.peak16)
+    fabric = comm["data"] if not links["data_in_node"] else 0.0
+    shares = {"bubble": lo.bubble * t_pipe / step, "fabric": (fabric + comm["pipeline"]) / step,
+              "offload": comm["offload"] / step, "tensor": comm["tensor"] / step}
+    slowdown = step / (lo.grad_accum * t_ideal_mb)
+    return Plan(st, lo, per_gpu, host / GIB, fits, step, tps, mfu, comm, shares, dict(link_kinds), slowdown,
+                notes=[])
+
+
+_PER_GPU_KEYS = ("weights", "gradients", "optimizer", "activations", "logits", "overhead", "total", "available")
+_COMM_KEYS = ("tensor", "context", "pipeline", "data", "offload")
+
+
+def _measure(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed) -> tuple:
+    """One strategy x layout's numbers: per-GPU memory (GiB, in _PER_GPU_KEYS order), host bytes per node, fit,
+    exposed seconds per path (_COMM_KEYS order), step seconds and tokens/s, and what evaluate derives the rest
+    from. A search scores every plan with these alone and builds a Plan only for those it reports (choose)."""
     # Keyed by the Layout object (one per layout in a search; hashing its fields costs more than the lookup).
     hit = fx.layout_terms.get(id(lo))
     if hit is None or hit[0] is not lo:
@@ -305,12 +328,10 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
     C = fx.c
     m, g = cfg.model, cfg.gpu
     wl = WORKLOADS[cfg.workload]
-    n = cfg.count
     node = fx.node
     opt = OPTIMIZERS[st.optimizer]
     d = lo.dp * lo.cp  # ZeRO/FSDP shard over data x context ranks (torchtitan and Megatron do the same)
     shard = d if st.sharding != "hsdp" else max(1, min(d, node // (lo.tp * lo.cp)))
-    notes: list[str] = []
 
     # --- memory per GPU -------------------------------------------------------------------------------
     if wl.adapters:
@@ -345,17 +366,17 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
         gathered = live * (fx.wbytes / m.params if cfg.workload == "qlora" else 2.0)
     weights += gathered
     overhead = C["cuda_context_gib"] * GIB if g.stack != "metal" else 0.0
-    per_gpu = {"weights": weights / GIB, "gradients": grads / GIB, "optimizer": optim / GIB,
-               "activations": act / GIB, "logits": logits / GIB, "overhead": overhead / GIB}
-    total = sum(per_gpu.values())
+    w_g, g_g, o_g, a_g, l_g, ov_g = (weights / GIB, grads / GIB, optim / GIB, act / GIB, logits / GIB,
+                                     overhead / GIB)
+    total = sum((w_g, g_g, o_g, a_g, l_g, ov_g))  # sum() in this order: the figures of the per-GPU dict
     available = g.usable_memory_gib
     paged_overflow = 0.0
     if st.optimizer == "paged-adamw-8bit" and total > available:
         # Paged optimizer states move to host memory under pressure (CUDA unified memory pages).
-        paged_overflow = min(per_gpu["optimizer"], total - available)
-        per_gpu["optimizer"] -= paged_overflow
+        paged_overflow = min(o_g, total - available)
+        o_g -= paged_overflow
         total -= paged_overflow
-    per_gpu.update(total=total, available=available)
+    per_gpu = (w_g, g_g, o_g, a_g, l_g, ov_g, total, available)
 
     host_mem, host_bw = fx.host_mem, fx.host_bw
     gpus_node = node
@@ -376,7 +397,7 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
     # --- step time (compute and the tensor / context / pipeline traffic are the layout's) ----------------
     ga = lo.grad_accum
     overlap = C["comm_overlap"]
-    comm = {"tensor": tensor, "context": context, "pipeline": pipeline, "data": 0.0, "offload": 0.0}
+    data = offload = 0.0
     grad_elems = (fx.lora * st.lora_layers if wl.adapters else m.params) / mp
     if d > 1:
         dl = links["data"]
@@ -388,12 +409,12 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
             exposed = ga * max(0.0, per_mb - overlap * t_mb)
             if st.sharding == "hsdp" and d > inner:
                 exposed += max(0.0, _allreduce_s(grad_elems * 2.0 / inner, d // inner, dl.gbs) - overlap * t_mb)
-            comm["data"] = exposed
+            data = exposed
         else:
             # DDP / ZeRO-1/2 / Megatron distributed optimizer / adapters: one gradient reduction (+ parameter
             # all-gather) per step, overlapped with the last micro-batch's backward.
             per_step = _allreduce_s(grad_elems * 2.0, d, dl.gbs)
-            comm["data"] = max(0.0, per_step - overlap * t_mb)
+            data = max(0.0, per_step - overlap * t_mb)
     if st.offload != "none":
         # CPU Adam streams every state through host memory once per step; gradients go down and updated
         # bf16 parameters come back over PCIe (and through the same host memory).
@@ -407,22 +428,17 @@ def evaluate(cat: Catalog, cfg: Config, st: Strategy, lo: Layout, fx: _Fixed | N
         else:
             t_states = shard_params * C["cpu_adam_bytes_per_param"] * gpus_node / (host_bw * 1e9)
         t_pcie = max(per_gpu_pcie / pcie, per_gpu_pcie * gpus_node / (host_bw * 1e9))
-        comm["offload"] = t_states + max(0.0, t_pcie - overlap * t_compute)
+        offload = t_states + max(0.0, t_pcie - overlap * t_compute)
     if ck == "full+offload":
         t_act = ga * 2 * held * hidden / (fx.pcie * 1e9)
-        comm["offload"] += max(0.0, t_act - overlap * t_compute)
+        offload += max(0.0, t_act - overlap * t_compute)
     if paged_overflow:
-        comm["offload"] += 2 * paged_overflow * GIB / (fx.pcie * 1e9)
-    step = t_pipe + sum(comm.values())
+        offload += 2 * paged_overflow * GIB / (fx.pcie * 1e9)
+    step = t_pipe + sum((tensor, context, pipeline, data, offload))  # sum() in the order of the comm dict
     tokens_step = lo.dp * ga * tok_replica
     tps = tokens_step / step
-    mfu = tps * model_flops / (n * fx.peak16)
-    fabric = comm["data"] if not links["data_in_node"] else 0.0
-    shares = {"bubble": lo.bubble * t_pipe / step, "fabric": (fabric + comm["pipeline"]) / step,
-              "offload": comm["offload"] / step, "tensor": comm["tensor"] / step}
-    slowdown = step / (ga * t_ideal_mb)
-    return Plan(st, lo, per_gpu, host / GIB, fits, step, tps, mfu, comm, shares, dict(link_kinds), slowdown,
-                notes=notes)
+    return (per_gpu, host, fits, (tensor, context, pipeline, data, offload), step, tps, t_ideal_mb, model_flops,
+            links, link_kinds, t_pipe)
 
 
 def plan_memory(cat: Catalog, cfg: Config, p: Plan) -> Any:
@@ -557,17 +573,44 @@ def _strategies(cfg: Config, lo: Layout, within_node: bool) -> list[Strategy]:
 
 
 def _key(p: Plan) -> tuple:
-    st = p.strategy
+    return _rank_key(p.strategy, p.fits, p.tokens_per_s)
+
+
+def _rank_key(st: Strategy, fits: bool, tokens_per_s: float) -> tuple:
     # Speed in 2 % steps: plans within one step count as equally fast and the simpler one wins.
-    speed = -round(math.log(max(p.tokens_per_s, 1e-9)) / math.log(1.02))
-    return (not p.fits, st.optimizer != "adamw", speed, _SIMPLE[st.sharding] + (st.offload != "none") * 5,
+    speed = -round(math.log(max(tokens_per_s, 1e-9)) / math.log(1.02))
+    return (not fits, st.optimizer != "adamw", speed, _SIMPLE[st.sharding] + (st.offload != "none") * 5,
             _FRAMEWORK_ORDER[st.framework])
+
+
+class Scored:
+    """One strategy x layout of a search, scored (fit, speed, the per-GPU and host memory it reports) without
+    building its Plan: a search weighs dozens and reports a few (Scored.plan builds one, same numbers)."""
+    __slots__ = ("strategy", "layout", "fits", "tokens_per_s", "per_gpu_total", "host_gib_per_node", "key")
+
+    def __init__(self, st: Strategy, lo: Layout, measured: tuple) -> None:
+        per_gpu, host, fits, _, _, tps = measured[:6]
+        self.strategy, self.layout, self.fits, self.tokens_per_s = st, lo, fits, tps
+        self.per_gpu_total, self.host_gib_per_node = per_gpu[6], host / GIB
+        self.key = _rank_key(st, fits, tps)
+
+    def plan(self, cat: Catalog, cfg: Config, fx: _Fixed) -> Plan:
+        return evaluate(cat, cfg, self.strategy, self.layout, fx)
 
 
 def choose(cat: Catalog, cfg: Config, global_tokens: float | None = None,
            constraint: dict[str, Any] | None = None) -> tuple[Plan, list[Plan]]:
     """The fastest plan that fits (standard AdamW numerics before 8-bit states, then speed in 2 % steps, then
-    the simpler setting); `constraint` pins strategy or layout fields (e.g. a published run's TP/PP)."""
+    the simpler setting); `constraint` pins strategy or layout fields (e.g. a published run's TP/PP). Every
+    plan of the search, best first (see _scored for the search itself)."""
+    fx, scored = _scored(cat, cfg, global_tokens, constraint)
+    return scored[0].plan(cat, cfg, fx), [s.plan(cat, cfg, fx) for s in scored]
+
+
+def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
+            constraint: dict[str, Any] | None) -> tuple[_Fixed, list[Scored]]:
+    """Every strategy x layout the search weighs, scored and sorted by _rank_key (stable: ties keep the
+    order they were weighed in)."""
     wl = WORKLOADS[cfg.workload]
     if global_tokens is None:
         global_tokens = _c(cat, "pretrain_global_batch_tokens" if cfg.workload == "training" else
@@ -588,11 +631,15 @@ def choose(cat: Catalog, cfg: Config, global_tokens: float | None = None,
                 continue
             if wl.adapters and st.lora_layers != constraint.get("lora_layers", 1.0):
                 st = replace(st, lora_layers=constraint["lora_layers"])
-            plans.append(evaluate(cat, cfg, st, lo, fx))
+            plans.append(Scored(st, lo, _measure(cat, cfg, st, lo, fx)))
     if not plans:
         raise ValueError(f"no training layout for {cfg.count} GPUs with {constraint}")
-    plans.sort(key=_key)
-    return plans[0], plans
+    plans.sort(key=_scored_key)
+    return fx, plans
+
+
+def _scored_key(s: Scored) -> tuple:
+    return s.key
 
 
 def goodput(cat: Catalog, gpus: int) -> float:
@@ -662,9 +709,12 @@ def _search(cat: Catalog, cfg: Config, global_tokens: float | None,
             constraint: dict[str, Any] | None) -> tuple[Plan, list[dict[str, Any]], Plan | None]:
     """The chosen plan, the best of each strategy family (to say why it won) and the fastest fitting plan
     with another layout."""
-    best, allp = choose(cat, cfg, global_tokens, constraint)
-    alt = next((q for q in allp if q.fits and q.layout.label() != best.layout.label()), None)
-    return best, _considered(allp, best), alt
+    fx, allp = _scored(cat, cfg, global_tokens, constraint)
+    first = allp[0]
+    label = first.layout.label()
+    alt = next((q for q in allp if q.fits and q.layout.label() != label), None)
+    return (first.plan(cat, cfg, fx), _considered(allp, first), alt.plan(cat, cfg, fx) if alt is not None
+            else None)
 
 
 def _layout_reason(cat: Catalog, cfg: Config, alt: Plan | None, best: Plan) -> str:
@@ -682,9 +732,9 @@ def _layout_reason(cat: Catalog, cfg: Config, alt: Plan | None, best: Plan) -> s
             f"is {slower:.0%} slower" + (" (within 2 %: the simpler plan wins)" if slower < 0.02 else ""))
 
 
-def _considered(allp: list[Plan], best: Plan) -> list[dict[str, Any]]:
+def _considered(allp: list[Scored], best: Scored) -> list[dict[str, Any]]:
     """The best plan of each sharding x offload family, to say why the chosen one won."""
-    seen: dict[tuple, Plan] = {}
+    seen: dict[tuple, Scored] = {}
     for q in allp:
         k = (q.strategy.framework, q.strategy.sharding, q.strategy.offload, q.strategy.optimizer)
         if k not in seen:
@@ -692,7 +742,7 @@ def _considered(allp: list[Plan], best: Plan) -> list[dict[str, Any]]:
     out = []
     for q in list(seen.values())[:12]:
         out.append({"strategy": q.strategy.name, "framework": q.strategy.framework, "layout": q.layout.label(),
-                    "per_gpu_gib": round(q.per_gpu_gib["total"], 1), "fits": q.fits,
+                    "per_gpu_gib": round(q.per_gpu_total, 1), "fits": q.fits,
                     "host_gib_per_node": round(q.host_gib_per_node, 0),
                     "tokens_per_s": round(q.tokens_per_s, 0), "chosen": q is best})
     return out
