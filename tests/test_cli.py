@@ -268,3 +268,15 @@ def test_estimate_on_a_consumer_card_assumes_a_desk_side_box():
     res = run_cli("estimate", "--model", "8b", "--gpu", "rtx-4090", "--precision", "q4_k_m")
     assert res.code == 0, res.err
     assert "geforce-datacenter-licence" not in res.err and "consumer-card-in-datacenter" not in res.err
+
+
+@pytest.mark.parametrize("args", [
+    ("--model", "qwen3-8b", "--workload", "lora", "--context", "32768", "--batch", "256", "--budget", "957"),
+    ("--model", "8b", "--workload", "training", "--context", "32768", "--budget", "2000000"),
+])
+def test_long_context_training_requests_get_advice_not_a_traceback(args):
+    # Both crashed inside the plan search: no layout within the published batch limit (the first), and ZeRO
+    # over context-parallel ranks without a link (the second).
+    r = run_cli("advise", *args)
+    assert r.code == 0, r.err
+    assert "RECOMMENDATION:" in r.out or "NO CONFIGURATION WORKS" in r.out

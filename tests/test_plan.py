@@ -213,3 +213,17 @@ def test_long_context_training_weighs_context_parallel_without_data_parallel(cat
     p = evaluate(cat, c, cp_only[0].strategy, cp_only[0].layout)
     assert p.links["data"] == p.links["context"] == "nvlink"
     assert plan_training(cat, c, tokens=1e11).fits
+
+
+@pytest.mark.parametrize("gpu,count", [("rtx-4060-ti-16gb", 4), ("gb200-nvl72", 72)])
+def test_a_micro_batch_over_the_published_batch_limit_still_gets_a_plan(cat, gpu, count):
+    # 256 x 32k-token sequences per micro-batch: every layout that LoRA runs (data parallel only) exceeds the
+    # largest published batch (16M tokens). The fewest data-parallel ranks are weighed and the plan says so; it
+    # had no plan at all and `expert advise` crashed with a ValueError.
+    c = cfg(cat, "qwen3-8b", gpu, count, workload="lora", context=32768, batch=256)
+    p = plan_training(cat, c, tokens=1e8)
+    assert not p.fits
+    assert any("largest published batch" in n for n in p.notes)
+    from expert.estimate.plan import layouts
+    assert all(lo.dp * lo.micro_batch * c.context > 16_777_216 for lo in layouts(cat, c, 262144)
+               if lo.tp == lo.cp == lo.pp == 1)

@@ -492,10 +492,16 @@ def interleave(layers: int, pp: int) -> int:
 
 def layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
     """Candidate layouts: TP up to the NVLink domain (or the node over PCIe), CP for long sequences, PP only
-    across nodes, DP for the rest; gradient accumulation sized to the global batch."""
+    across nodes, DP for the rest; gradient accumulation sized to the global batch. Layouts with more data
+    parallel than the largest published batch allows are left out (see _layouts)."""
+    return _layouts(cat, cfg, global_tokens)[0]
+
+
+def _layouts(cat: Catalog, cfg: Config, global_tokens: float) -> tuple[list[Layout], list[Layout]]:
+    """The layouts within the batch limit, and those over it (over_batch)."""
     m, n = cfg.model, cfg.count
     node = gpus_per_node(cat, cfg)
-    out = []
+    out, over = [], []
     for tp in _pow2_upto(min(node, 8)):
         if m.attention_heads % tp or (m.kv_heads % tp and tp > m.kv_heads):
             continue
@@ -508,11 +514,15 @@ def layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
                     continue
                 dp = n // mpar
                 mb = cfg.batch
-                if dp * mb * cfg.context > max(global_tokens, _c(cat, "max_global_batch_tokens")):
-                    continue  # more data parallel than the largest published batch allows
                 ga = max(1, math.ceil(global_tokens / (dp * mb * cfg.context)))
-                out.append(Layout(tp, pp, dp, cp, mb, ga, interleave(m.layers, pp)))
-    return out
+                lo = Layout(tp, pp, dp, cp, mb, ga, interleave(m.layers, pp))
+                (over if over_batch(cat, cfg, lo, global_tokens) else out).append(lo)
+    return out, over
+
+
+def over_batch(cat: Catalog, cfg: Config, lo: Layout, global_tokens: float) -> bool:
+    """One step of this layout holds more tokens than the global batch and the largest published one."""
+    return lo.dp * lo.micro_batch * cfg.context > max(global_tokens, _c(cat, "max_global_batch_tokens"))
 
 
 _STRATEGIES: dict[tuple[bool, bool, bool, bool], list[Strategy]] = {}
@@ -612,30 +622,49 @@ def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
     """Every strategy x layout the search weighs, scored and sorted by _rank_key (stable: ties keep the
     order they were weighed in)."""
     wl = WORKLOADS[cfg.workload]
-    if global_tokens is None:
-        global_tokens = _c(cat, "pretrain_global_batch_tokens" if cfg.workload == "training" else
-                           "finetune_global_batch_tokens")
+    global_tokens = _global_tokens(cat, cfg, global_tokens)
     constraint = constraint or {}
     lay_fix = {k: v for k, v in constraint.items() if k in Layout.__dataclass_fields__}
     st_fix = {k: v for k, v in constraint.items() if k in Strategy.__dataclass_fields__}
-    plans = []
     fx = _Fixed(cat, cfg)
-    for lo in layouts(cat, cfg, global_tokens) if not {"tp", "pp", "dp"} <= set(lay_fix) else [
-            Layout(**{"cp": 1, "micro_batch": cfg.batch, "grad_accum": 1,
-                      "virtual_stages": interleave(cfg.model.layers, lay_fix.get("pp", 1)), **lay_fix})]:
-        if lay_fix and any(getattr(lo, k) != v for k, v in lay_fix.items()):
-            continue
-        for st in strategies(cat, cfg, lo) if not {"framework", "sharding"} <= set(st_fix) else [
-                Strategy(**st_fix)]:
-            if any(getattr(st, k) != v for k, v in st_fix.items()):
+
+    def weigh(los: list[Layout]) -> list[Scored]:
+        plans = []
+        for lo in los:
+            if lay_fix and any(getattr(lo, k) != v for k, v in lay_fix.items()):
                 continue
-            if wl.adapters and st.lora_layers != constraint.get("lora_layers", 1.0):
-                st = replace(st, lora_layers=constraint["lora_layers"])
-            plans.append(Scored(st, lo, _measure(cat, cfg, st, lo, fx)))
+            for st in strategies(cat, cfg, lo) if not {"framework", "sharding"} <= set(st_fix) else [
+                    Strategy(**st_fix)]:
+                if any(getattr(st, k) != v for k, v in st_fix.items()):
+                    continue
+                if wl.adapters and st.lora_layers != constraint.get("lora_layers", 1.0):
+                    st = replace(st, lora_layers=constraint["lora_layers"])
+                plans.append(Scored(st, lo, _measure(cat, cfg, st, lo, fx)))
+        return plans
+
+    if {"tp", "pp", "dp"} <= set(lay_fix):
+        plans = weigh([Layout(**{"cp": 1, "micro_batch": cfg.batch, "grad_accum": 1,
+                                 "virtual_stages": interleave(cfg.model.layers, lay_fix.get("pp", 1)), **lay_fix})])
+    else:
+        within, over = _layouts(cat, cfg, global_tokens)
+        plans = weigh(within)
+        # Every layout a framework runs puts more tokens in a step than any published run (a long micro-batch
+        # over many data-parallel ranks): the fewest ranks that can run are weighed, and the plan says so
+        # (_why), rather than no plan at all. With such micro-batches it rarely fits.
+        for dp in sorted({lo.dp for lo in over}):
+            if plans:
+                break
+            plans = weigh([lo for lo in over if lo.dp == dp])
     if not plans:
         raise ValueError(f"no training layout for {cfg.count} GPUs with {constraint}")
     plans.sort(key=_scored_key)
     return fx, plans
+
+
+def _global_tokens(cat: Catalog, cfg: Config, given: float | None) -> float:
+    if given is not None:
+        return given
+    return _c(cat, "pretrain_global_batch_tokens" if cfg.workload == "training" else "finetune_global_batch_tokens")
 
 
 def _scored_key(s: Scored) -> tuple:
@@ -687,7 +716,8 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
             p.cost["rent_usd"] = p.gpu_hours * cfg.gpu.rent_usd_per_hour
         p.cost["buy_usd"] = cfg.gpu.price_usd * cfg.count
     p.considered = considered
-    p.notes = _why(cat, cfg, p) + [_layout_reason(cat, cfg, alt, p)] + p.notes
+    p.notes = _why(cat, cfg, p, _global_tokens(cat, cfg, global_batch_tokens)) + [_layout_reason(cat, cfg, alt, p)] \
+        + p.notes
     p.launch = _launch(cat, cfg, p)
     return p
 
@@ -748,11 +778,16 @@ def _considered(allp: list[Scored], best: Scored) -> list[dict[str, Any]]:
     return out
 
 
-def _why(cat: Catalog, cfg: Config, p: Plan) -> list[str]:
+def _why(cat: Catalog, cfg: Config, p: Plan, global_tokens: float) -> list[str]:
     st, lo, mem = p.strategy, p.layout, p.per_gpu_gib
     out = [f"strategy: {st.name} on {st.framework}; layout {lo.label()}, micro-batch {lo.micro_batch} x "
            f"{cfg.context} tokens, {lo.grad_accum} micro-batches per step"]
     wl = WORKLOADS[cfg.workload]
+    if over_batch(cat, cfg, lo, global_tokens):
+        tokens_step = lo.dp * lo.micro_batch * cfg.context
+        out.append(f"every layout of {cfg.count} GPUs takes more tokens per step than the largest published batch "
+                   f"({_c(cat, 'max_global_batch_tokens'):,.0f}, Llama 3 405B): {lo.dp} data-parallel ranks x "
+                   f"micro-batch {lo.micro_batch} x {cfg.context} tokens = {tokens_step:,.0f}")
     if wl.adapters:
         rank = int(_c(cat, "lora_rank"))
         share = "all" if st.lora_layers >= 1 else f"{st.lora_layers:.0%} of the"
