@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from ..catalog import Catalog
@@ -50,6 +51,12 @@ class Strategy:
     offload_device: str = "cpu"  # cpu | nvme
     checkpointing: str = "full"
     lora_layers: float = 1.0  # share of decoder layers that carry adapters (adapter workloads)
+
+    @cached_property
+    def rank_parts(self) -> tuple[bool, int, int]:
+        """What _rank_key reads of the strategy: not standard AdamW, simplicity, framework order."""
+        return (self.optimizer != "adamw", _SIMPLE[self.sharding] + (self.offload != "none") * 5,
+                _FRAMEWORK_ORDER[self.framework])
 
     @property
     def name(self) -> str:
@@ -120,7 +127,9 @@ class Plan:
         r = lambda v, n=3: None if v is None else round(v, n)  # noqa: E731
         lo = self.layout
         return {
-            "strategy": {"name": self.strategy.name, **self.strategy.__dict__},
+            # The fields, not __dict__: a strategy caches what ranking reads of it (rank_parts) there.
+            "strategy": {"name": self.strategy.name,
+                         **{k: getattr(self.strategy, k) for k in Strategy.__dataclass_fields__}},
             "layout": {"tp": lo.tp, "pp": lo.pp, "dp": lo.dp, "cp": lo.cp, "micro_batch": lo.micro_batch,
                        "grad_accum": lo.grad_accum, "virtual_stages": lo.virtual_stages, "bubble": r(lo.bubble),
                        "label": lo.label(), "links": self.links},
@@ -586,11 +595,14 @@ def _key(p: Plan) -> tuple:
     return _rank_key(p.strategy, p.fits, p.tokens_per_s)
 
 
+_LOG_STEP = math.log(1.02)
+
+
 def _rank_key(st: Strategy, fits: bool, tokens_per_s: float) -> tuple:
     # Speed in 2 % steps: plans within one step count as equally fast and the simpler one wins.
-    speed = -round(math.log(max(tokens_per_s, 1e-9)) / math.log(1.02))
-    return (not fits, st.optimizer != "adamw", speed, _SIMPLE[st.sharding] + (st.offload != "none") * 5,
-            _FRAMEWORK_ORDER[st.framework])
+    speed = -round(math.log(max(tokens_per_s, 1e-9)) / _LOG_STEP)
+    adamw, simple, framework = st.rank_parts
+    return (not fits, adamw, speed, simple, framework)
 
 
 class Scored:
@@ -602,7 +614,9 @@ class Scored:
         per_gpu, host, fits, _, _, tps = measured[:6]
         self.strategy, self.layout, self.fits, self.tokens_per_s = st, lo, fits, tps
         self.per_gpu_total, self.host_gib_per_node = per_gpu[6], host / GIB
-        self.key = _rank_key(st, fits, tps)
+        adamw, simple, framework = st.rank_parts
+        # _rank_key, written out: a search scores dozens of plans per configuration.
+        self.key = (not fits, adamw, -round(math.log(max(tps, 1e-9)) / _LOG_STEP), simple, framework)
 
     def plan(self, cat: Catalog, cfg: Config, fx: _Fixed) -> Plan:
         return evaluate(cat, cfg, self.strategy, self.layout, fx)
@@ -635,7 +649,7 @@ def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
                 continue
             for st in strategies(cat, cfg, lo) if not {"framework", "sharding"} <= set(st_fix) else [
                     Strategy(**st_fix)]:
-                if any(getattr(st, k) != v for k, v in st_fix.items()):
+                if st_fix and any(getattr(st, k) != v for k, v in st_fix.items()):
                     continue
                 if wl.adapters and st.lora_layers != constraint.get("lora_layers", 1.0):
                     st = replace(st, lora_layers=constraint["lora_layers"])
