@@ -209,6 +209,11 @@ BAD = [
     (["advise", "--budget", "9000", "--model", "13b", "--format", "pdf"], r"--format: unknown format 'pdf'"),
     (["advise", "--model", "13b"], r"Missing option '--budget'"),
     (["advise", "--budget", "9000", "--model", "/nonexistent/config.json"], r"no such file"),
+    # These reached a KeyError: estimate read the workload before validating it, and took 'Auto' for concrete.
+    (["estimate", "--model", "13b", "--gpu", "rtx-5090", "--tokens", "2T", "--workload", ""],
+     r"--workload: unknown workload ''; allowed: dev, inference"),
+    (["estimate", "--model", "13b", "--gpu", "rtx-5090", "--precision", "Auto"],
+     r"--precision: estimate needs a concrete precision"),
 ]
 
 
@@ -228,6 +233,13 @@ def test_bad_input_exits_2_with_one_line(args, message):
     ('[1, 2]', r"config.json must be a JSON object"),
     ('{"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 5,'
      ' "intermediate_size": 11008, "vocab_size": 32000}', r"num_key_value_heads must be a positive divisor"),
+    # A ratio whose square underflows to 0 divided by zero in the vision adapter's size.
+    ('{"model_type": "llama4", "text_config": {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32,'
+     ' "num_hidden_layers": 32, "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,'
+     ' "intermediate_size_mlp": 16384, "num_local_experts": 16, "num_experts_per_tok": 1}, "vision_config":'
+     ' {"hidden_size": 1408, "intermediate_size": 5632, "num_hidden_layers": 34, "patch_size": 14, "image_size": 336,'
+     ' "projector_input_dim": 4096, "projector_output_dim": 4096, "vision_output_dim": 4096,'
+     ' "pixel_shuffle_ratio": 1e-200}}', r"pixel_shuffle_ratio must be a number in \(0, 1\] that merges at most"),
 ])
 def test_malformed_config_json(tmp_path, content, message):
     cfg = tmp_path / "config.json"

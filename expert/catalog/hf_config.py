@@ -125,8 +125,12 @@ def _vision_params(v: _Cfg, text_hidden: int, kind: str) -> int:
         # Llama 4: bias-free patch linear, class token, 2-D positions incl. the class token, pre/post LayerNorm,
         # a pixel-shuffle adapter MLP and a linear projector into the text width.
         ratio = v.data.get("pixel_shuffle_ratio", 0.5)
-        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
-            raise v.fail("vision_config.pixel_shuffle_ratio must be a number in (0, 1]")
+        # The shuffle merges (1 / ratio)^2 patches into one token: no more than the image has (a tiny ratio also
+        # underflowed ratio^2 to zero).
+        if (not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1
+                or ratio * ratio * patches < 1):
+            raise v.fail(f"pixel_shuffle_ratio must be a number in (0, 1] that merges at most the "
+                         f"image's {patches} patches (ratio >= {patches ** -0.5:.3g}), got {ratio!r}")
         pin, pout = v.int("projector_input_dim"), v.int("projector_output_dim")
         adapter = int(h / ratio**2) * pin + pin * pout
         projector = v.int("vision_output_dim") * text_hidden

@@ -75,7 +75,8 @@ def _fail(argv: list[str], cmd: str, message: str) -> None:
 def WORKLOADS_TRAIN(workload: str) -> bool:  # noqa: N802 - reads as a predicate on the workload table
     from ..core.workloads import WORKLOADS
 
-    return WORKLOADS[workload].trains
+    w = WORKLOADS.get(workload)  # an unknown workload is build_request's to name (with the allowed ones)
+    return bool(w and w.trains)
 
 
 # --facts-dir / --prices of the running command (set by the options' callbacks, read by _load).
@@ -291,7 +292,9 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         raise InputError(f"--kv-cache: unknown KV cache type {kv_cache!r}; allowed: auto, {', '.join(kv_types)}")
     cat, _ = _load()
     gpu = resolve_gpu(cat, gpu, "--gpu")
-    if precision == "auto":
+    from ..request import resolve_precision
+
+    if resolve_precision(cat, precision) == "auto":  # any spelling of it (Auto, AUTO)
         raise InputError("--precision: estimate needs a concrete precision (fp16, bf16, fp8, int8, int4, q4_k_m...)")
     n = parse_number(count, "--count")
     if n != int(n) or n > 100000:
