@@ -257,6 +257,23 @@ def test_malformed_facts_file_exits_2_naming_file_and_line(facts_copy, monkeypat
     assert re.search(r"facts/gpus\.yaml:\d+: malformed YAML", r.err), r.err
 
 
+@pytest.mark.parametrize("old, new, field", [
+    ("      low: 0.87\n", "      low:\n", r"ranges\.decode_tokens_per_s\.all\.low"),
+    ("    value: 50.99\n", "    value: fast\n", r"measured\..*\.value"),
+])
+def test_a_broken_calibration_table_exits_2_naming_file_and_field(facts_copy, monkeypatch, old, new, field):
+    # The ranges and measured tables were not checked: an empty bound reached the estimator as None (TypeError).
+    p = facts_copy / "efficiency.yaml"
+    text = p.read_text()
+    assert old in text
+    p.write_text(text.replace(old, new, 1))
+    monkeypatch.setenv("GPU_EXPERT_FACTS", str(facts_copy))
+    monkeypatch.setenv("GPU_EXPERT_NO_CACHE", "1")
+    r = run_cli("advise", "--budget", "20000", "--model", "13b")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert re.search(r"efficiency\.yaml:\d+: .*" + field, r.err), r.err
+
+
 def test_schema_breaking_rule_exits_2_naming_file_line_and_rule(rules_copy, monkeypatch):
     p = rules_copy / "precision.yaml"
     p.write_text(p.read_text().replace("then: {penalize: 0.4}", "then: {penalize: 4}", 1))

@@ -40,6 +40,9 @@ _ENGINE = {
     "sources": _SRC,
     "basis": Field("str"),
 }
+# A figure's spread: the estimate times low and high (ratios of measurements to estimates), over n records.
+_RANGE = {"low": Field("num", min=0.001, max=1000), "high": Field("num", min=0.001, max=1000),
+          "n": Field("int", min=1, max=1e9)}
 _MEMORY_SYSTEM = {"gpus": Field("list", item=Field("str")), "sources": _SRC, "basis": Field("str")}
 
 EFFICIENCY_SPEC: dict[str, Field] = {
@@ -53,8 +56,9 @@ EFFICIENCY_SPEC: dict[str, Field] = {
     "memory_systems": opt("map", values=Field("map", spec=_MEMORY_SYSTEM)),
     # Written by benchmarks/calibrate.py from the validation residuals: ranges[kind][family] = {low, high, n}
     # (ratios to the estimate) and measured[key] = {value, record}.
-    "ranges": opt("map", values=Field("any")),
-    "measured": opt("map", values=Field("any")),
+    "ranges": opt("map", values=Field("map", values=Field("map", spec=_RANGE))),
+    "measured": opt("map", values=Field("map", spec={"value": Field("num", min=0, max=1e15),
+                                                     "record": Field("str")})),
 }
 
 REQUIRED_CONSTANTS = (
