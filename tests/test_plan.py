@@ -227,3 +227,17 @@ def test_a_micro_batch_over_the_published_batch_limit_still_gets_a_plan(cat, gpu
     from expert.estimate.plan import layouts
     assert all(lo.dp * lo.micro_batch * c.context > 16_777_216 for lo in layouts(cat, c, 262144)
                if lo.tp == lo.cp == lo.pp == 1)
+
+
+@pytest.mark.parametrize("workload", ["lora", "finetune"])
+def test_mfu_counts_the_flops_the_step_needs(cat, workload):
+    # On one GPU nothing is exposed but compute: MFU x slowdown (recompute) is the hardware's FLOPs share (HFU).
+    # A LoRA step computes no weight gradients (4N per token, not 6N): counted at 6N its MFU read 1.5x, over 100 %
+    # on a compute-bound plan.
+    from expert.estimate.plan import _Fixed
+
+    c = cfg(cat, "llama-3.1-8b", "h100-sxm", 1, workload=workload, context=2048)
+    p = plan_training(cat, c)
+    assert sum(p.comm_s.values()) == 0 and p.layout.pp == 1
+    assert p.mfu * p.slowdown == pytest.approx(_Fixed(cat, c).hfu, rel=1e-9)
+    assert 0 < p.mfu < 1
