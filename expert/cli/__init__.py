@@ -279,7 +279,7 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
     from ..estimate import Config
     from ..estimate import estimate as run_estimate
     from ..render import render
-    from ..request import build_request, parse_number, parse_tokens, resolve_gpu
+    from ..request import build_request, parse_number, parse_tokens, resolve_gpu, resolve_precision
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: unknown format {fmt!r}; allowed: text, json")
@@ -292,8 +292,6 @@ def estimate(model: str, gpu: str, count: str, precision: str, workload: str, co
         raise InputError(f"--kv-cache: unknown KV cache type {kv_cache!r}; allowed: auto, {', '.join(kv_types)}")
     cat, _ = _load()
     gpu = resolve_gpu(cat, gpu, "--gpu")
-    from ..request import resolve_precision
-
     if resolve_precision(cat, precision) == "auto":  # any spelling of it (Auto, AUTO)
         raise InputError("--precision: estimate needs a concrete precision (fp16, bf16, fp8, int8, int4, q4_k_m...)")
     n = parse_number(count, "--count")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from ..catalog import Catalog
@@ -617,9 +618,7 @@ class Scored:
         per_gpu, host, fits, _, _, tps = measured[:6]
         self.strategy, self.layout, self.fits, self.tokens_per_s = st, lo, fits, tps
         self.per_gpu_total, self.host_gib_per_node = per_gpu[6], host / GIB
-        adamw, simple, framework = st.rank_parts
-        # _rank_key, written out: a search scores dozens of plans per configuration.
-        self.key = (not fits, adamw, -round(math.log(max(tps, 1e-9)) / _LOG_STEP), simple, framework)
+        self.key = _rank_key(st, fits, tps)
 
     def plan(self, cat: Catalog, cfg: Config, fx: _Fixed) -> Plan:
         return evaluate(cat, cfg, self.strategy, self.layout, fx)
@@ -665,16 +664,17 @@ def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
     else:
         within, over = _layouts(cat, cfg, global_tokens)
         plans = weigh(within)
-        # Every layout a framework runs puts more tokens in a step than any published run (a long micro-batch
-        # over many data-parallel ranks): the fewest ranks that can run are weighed, and the plan says so
-        # (_why), rather than no plan at all. With such micro-batches it rarely fits.
-        for dp in sorted({lo.dp for lo in over}):
-            if plans:
-                break
-            plans = weigh([lo for lo in over if lo.dp == dp])
+        if not plans:
+            # Every layout a framework runs puts more tokens in a step than any published run (a long micro-batch
+            # over many data-parallel ranks): the fewest ranks that can run are weighed, and the plan says so
+            # (_why), rather than no plan at all. With such micro-batches it rarely fits.
+            for dp in sorted({lo.dp for lo in over}):
+                plans = weigh([lo for lo in over if lo.dp == dp])
+                if plans:
+                    break
     if not plans:
         raise ValueError(f"no training layout for {cfg.count} GPUs with {constraint}")
-    plans.sort(key=_scored_key)
+    plans.sort(key=attrgetter("key"))
     return fx, plans
 
 
@@ -682,10 +682,6 @@ def _global_tokens(cat: Catalog, cfg: Config, given: float | None) -> float:
     if given is not None:
         return given
     return _c(cat, "pretrain_global_batch_tokens" if cfg.workload == "training" else "finetune_global_batch_tokens")
-
-
-def _scored_key(s: Scored) -> tuple:
-    return s.key
 
 
 def goodput(cat: Catalog, gpus: int) -> float:
