@@ -309,7 +309,10 @@ class Advice:
         o = self.outcome
         rejected = {(r.candidate.gpu.id, r.candidate.count, r.candidate.precision.id) for r in o.rejected}
         pick = o.pick or o.cheapest_over_budget
-        best: dict[tuple[str, ...], tuple[int, float, str]] = {}
+        # Per key, the verdicts at the lowest (not the pick, capex); their texts are rendered only for those (a
+        # template render per suggest verdict of every candidate was a sixth of a sweep's request): the text
+        # only breaks ties, so the winner and the order are those of ranking every (flag, capex, text).
+        best: dict[tuple[str, ...], tuple[int, float, list]] = {}
         for r in o.ranked + o.rejected:
             c = r.candidate
             for v in r.verdicts:
@@ -324,10 +327,13 @@ class Advice:
                     key: tuple[str, ...] = (v.rule.id, c.gpu.id)
                 else:
                     key = (v.rule.id,)
-                cand = (0 if r is pick else 1, c.capex, v.text)
-                if key not in best or cand < best[key]:
-                    best[key] = cand
-        texts = [t for *_, t in sorted(best.values())]
+                flag, capex = 0 if r is pick else 1, c.capex
+                held = best.get(key)
+                if held is None or (flag, capex) < held[:2]:
+                    best[key] = (flag, capex, [v])
+                elif (flag, capex) == held[:2]:
+                    held[2].append(v)
+        texts = [t for *_, t in sorted((flag, capex, min(v.text for v in vs)) for flag, capex, vs in best.values())]
         return list(dict.fromkeys(texts))[:MAX_SUGGESTIONS]
 
     def sources(self) -> list[dict[str, str]]:
