@@ -168,3 +168,53 @@ def test_economics_shared_by_a_systems_precisions_equal_their_own(cat, kw):
         own = _economics(cat, req, c.gpu, c.estimate, c.gpus, max(c.sizing.replicas, 1), price, note,
                          req.hours_per_day * 365, pol)
         assert own == c.economics, c.label
+
+
+_MIXED = (dict(model="70b", budget=400_000, workload="finetune", tokens="1B"), dict(model="8b", budget=9000),
+          dict(model="13b", budget=50_000, region="china", currency="CNY", workload="qlora"),
+          dict(model="405b", budget=3_000_000, workload="training"), dict(model="mixtral-8x7b", budget=30_000,
+                                                                             workload="dev"))
+
+
+def test_classes_computed_from_the_candidate_equal_those_of_its_fact(cat, rules):
+    # The advise path classes candidates without building their facts (facts.CANDIDATE_FIELDS expressions): the
+    # same class tuple as the built fact's, for every candidate of every workload.
+    from expert.candidates import build_candidates
+    from expert.rulelang.facts import candidate_fact
+
+    compiled = engine_mod.default_engine().compile(rules)
+    n = 0
+    for kw in _MIXED:
+        for c in build_candidates(cat, build_request(cat, **kw)):
+            assert compiled.class_of_candidate(cat, c) == compiled.class_all(candidate_fact(cat, c)), c.label
+            n += 1
+    assert n > 1000
+
+
+def test_fire_candidates_gives_each_candidate_the_firings_of_its_fact(cat, rules):
+    # Class path (facts built only for the representatives asked about) against every fact asserted afresh.
+    from expert.candidates import build_candidates
+    from expert.rulelang.facts import candidate_fact
+
+    eng = engine_mod.default_engine()
+    for kw in _MIXED:
+        cands = build_candidates(cat, build_request(cat, **kw))
+        want: dict[int, list[str]] = {}
+        for f in eng.fire(rules, [candidate_fact(cat, c) for c in cands], fresh=True):
+            want.setdefault(f.fact_id, []).append(f.rule_id)
+        for fresh in (False, True):
+            got = eng.fire_candidates(rules, cat, cands, fresh=fresh)
+            assert {k: list(v) for k, v in got.items()} == want
+        assert sum(map(len, want.values())) > len(want)  # candidates with several firings each
+
+
+def test_a_field_computed_alone_is_the_facts_field(cat):
+    from expert.candidates import build_candidates
+    from expert.rulelang import FACT_FIELDS, get_path
+    from expert.rulelang.facts import candidate_fact, field_value
+
+    for kw in _MIXED[:3]:
+        for c in build_candidates(cat, build_request(cat, **kw))[::25]:
+            fact = candidate_fact(cat, c)
+            for path in FACT_FIELDS:
+                assert field_value(cat, c, path) == get_path(fact, path), path

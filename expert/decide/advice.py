@@ -18,9 +18,9 @@ from ..core.docschema import SCHEMA_VERSION
 from ..core.policy import Policy, load_policy
 from ..core.workloads import WORKLOADS
 from ..request import Request
-from ..rulelang import FACTORS, RuleSet, get_path
+from ..rulelang import FACTORS, RuleSet
 from ..rulelang.engine import default_engine
-from ..rulelang.facts import candidate_fact
+from ..rulelang.facts import candidate_fact, field_value
 from .ranking import Outcome, Ranked, Verdict, rank, why_not
 
 TOP_REJECTED_EXAMPLES = 4
@@ -242,17 +242,17 @@ class Advice:
         groups: dict[str, dict[str, Any]] = {}
         shown: dict[str, set[str]] = {}
         for r in o.rejected:
-            for v in r.rejected_by:
-                g = groups.setdefault(v.rule.id, {"rule": v.rule.id, "title": v.rule.title, "factor": v.rule.factor,
-                                                  "count": 0, "gpus": [], "examples": []})
+            for rule in r.rejecting:
+                g = groups.setdefault(rule.id, {"rule": rule.id, "title": rule.title, "factor": rule.factor,
+                                                "count": 0, "gpus": [], "examples": []})
                 g["count"] += 1
-                gpus = shown.setdefault(v.rule.id, set())
+                gpus = shown.setdefault(rule.id, set())
                 if r.candidate.gpu.id not in gpus:
                     gpus.add(r.candidate.gpu.id)
                     g["gpus"].append(r.candidate.gpu.id)
                     # One example per GPU, so the group shows the spread of what the rule removed.
                     if len(g["examples"]) < TOP_REJECTED_EXAMPLES:
-                        g["examples"].append({"label": r.candidate.label, "because": v.text})
+                        g["examples"].append({"label": r.candidate.label, "because": Verdict(rule, r).text})
         by_factor: dict[str, list[dict[str, Any]]] = {f: [] for f in FACTORS}
         shown = pick or o.cheapest_over_budget  # the factor sections explain whichever option is presented
         if shown:
@@ -315,13 +315,16 @@ class Advice:
         best: dict[tuple[str, ...], tuple[int, float, list]] = {}
         for r in o.ranked + o.rejected:
             c = r.candidate
-            for v in r.verdicts:
-                if v.action != "suggest":
+            for rule in r.rules:
+                if rule.action.kind != "suggest":
                     continue
-                pt = v.rule.points_to
+                v = Verdict(rule, r)
+                pt = rule.points_to
                 if pt:
-                    target = (c.gpu.id, get_path(v.fact, pt["count"]) if "count" in pt else c.count,
-                              get_path(v.fact, pt["precision"]) if "precision" in pt else c.precision.id)
+                    # The fields it points with, computed from the candidate (no fact built for every candidate
+                    # a suggestion fired on: only the winners' texts are rendered, below).
+                    target = (c.gpu.id, field_value(self.catalog, c, pt["count"]) if "count" in pt else c.count,
+                              field_value(self.catalog, c, pt["precision"]) if "precision" in pt else c.precision.id)
                     if target in rejected:
                         continue
                     key: tuple[str, ...] = (v.rule.id, c.gpu.id)
@@ -358,11 +361,10 @@ def advise(cat: Catalog, ruleset: RuleSet, req: Request, policy: Policy | None =
     pol = policy or load_policy()
     t0 = time.perf_counter()
     candidates = build_candidates(cat, req, gpus, policy=pol)
-    facts = [candidate_fact(cat, c) for c in candidates]
     t1 = time.perf_counter()
-    firings = default_engine().fire(ruleset, facts)
+    fired = default_engine().fire_candidates(ruleset, cat, candidates)
     t2 = time.perf_counter()
-    outcome = rank(ruleset, candidates, facts, firings, req.workload, pol)
+    outcome = rank(ruleset, candidates, fired, req.workload, pol, lambda c: candidate_fact(cat, c))
     t3 = time.perf_counter()
     return Advice(cat, ruleset, req, candidates, outcome, pol,
                   {"estimator": t1 - t0, "engine": t2 - t1, "ranking": t3 - t2})

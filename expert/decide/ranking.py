@@ -17,7 +17,9 @@ system in the tier with no soft rule against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..candidates import NEVER, Candidate
@@ -25,17 +27,30 @@ from ..core.policy import Policy
 from ..core.workloads import WORKLOADS
 from ..rulelang import Rule, RuleSet, get_path
 from ..rulelang.conditions import evaluate
-from ..rulelang.engine import Firing
 
 OBJECTIVE = ("the lowest total cost of ownership (whole system sized to the requirement, energy over the years "
              "of ownership), at the best quality tier that meets the requirement within the budget, adjusted by "
              "the soft rules")
 
-@dataclass
 class Verdict:
-    rule: Rule
-    candidate: Candidate
-    fact: dict[str, Any]  # the engine's fact of the candidate: what the rule read and its text renders
+    """One rule's verdict on one ranked candidate; its fact (what the rule read and its text renders) is the
+    candidate's, built when first asked for."""
+
+    __slots__ = ("rule", "ranked")
+
+    def __init__(self, rule: Rule, ranked: Ranked) -> None:
+        self.rule, self.ranked = rule, ranked
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.rule.id!r}, {self.candidate.label!r})"
+
+    @property
+    def candidate(self) -> Candidate:
+        return self.ranked.candidate
+
+    @property
+    def fact(self) -> dict[str, Any]:
+        return self.ranked.fact
 
     @property
     def action(self) -> str:
@@ -62,31 +77,41 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
-@dataclass
+@dataclass(eq=False)
 class Ranked:
+    """A candidate with the rules that fired on it. Its fact and its Verdict objects are built when first asked
+    for: a request ranks hundreds of candidates and explains a few."""
     candidate: Candidate
-    fact: dict[str, Any]
-    verdicts: list[Verdict]
+    rules: tuple[Rule, ...] = ()  # every rule that fired on it, in the rule set's order
+    fact_of: Callable[[Candidate], dict[str, Any]] | None = field(default=None, repr=False)
     score: float = 0.0
     effective_cost: float = 0.0  # TCO / rule factors: what the ranking minimises within a tier
     factors: dict[str, float] = field(default_factory=dict)
+    rejecting: tuple[Rule, ...] = ()  # the `reject` rules among them
 
-    rejected_by: list[Verdict] = field(default_factory=list)
+    @cached_property
+    def fact(self) -> dict[str, Any]:
+        if self.fact_of is None:
+            raise ValueError(f"no fact for {self.candidate.label}")
+        return self.fact_of(self.candidate)
 
-    def add(self, v: Verdict) -> None:
-        self.verdicts.append(v)
-        if v.rule.action.kind == "reject":
-            self.rejected_by.append(v)
+    @cached_property
+    def verdicts(self) -> list[Verdict]:
+        return [Verdict(rule, self) for rule in self.rules]
+
+    @cached_property
+    def rejected_by(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.rule.action.kind == "reject"]
 
     @property
     def feasible(self) -> bool:
-        return not self.rejected_by
+        return not self.rejecting
 
     @property
     def budget_only(self) -> bool:
         """Rejected, but only for money: it would work with a larger budget."""
-        rej = self.rejected_by
-        return bool(rej) and all(v.rule.scope == "budget" for v in rej)
+        rej = self.rejecting
+        return bool(rej) and all(r.scope == "budget" for r in rej)
 
 
 @dataclass
@@ -126,28 +151,39 @@ def _capacity(c: Candidate) -> float:
     return float(c.sizing.users_per_replica * c.sizing.replicas)
 
 
-def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, Any]], firings: list[Firing],
-         workload: str, policy: Policy) -> Outcome:
-    by_id = {c.id: Ranked(c, f, []) for c, f in zip(candidates, facts, strict=True)}
-    fired: dict[str, int] = {}
-    for f in firings:
-        rule = ruleset.by_id[f.rule_id]
-        r = by_id[f.fact_id]
-        r.add(Verdict(rule, r.candidate, r.fact))
-        fired[f.rule_id] = fired.get(f.rule_id, 0) + 1
-    everything = list(by_id.values())
-    for r in everything:
-        factors: dict[str, float] = {}
-        for v in r.verdicts:
-            a = v.rule.action
-            if a.kind == "prefer":
-                factors[v.rule.factor] = factors.get(v.rule.factor, 1.0) * (1 + a.weight)
-            elif a.kind == "penalize":
-                factors[v.rule.factor] = factors.get(v.rule.factor, 1.0) * (1 - a.weight)
-        r.factors = {k: round(val, 4) for k, val in sorted(factors.items())}
-        prod = math.prod(factors.values())
-        tco = r.candidate.tco
-        r.effective_cost = tco / prod if tco > 0 and prod > 0 else math.inf
+def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[str, ...]], workload: str,
+         policy: Policy, fact_of: Callable[[Candidate], dict[str, Any]] | None = None) -> Outcome:
+    """`fired`: each candidate's fired rule ids in the rule set's order (RuleEngine.fire_candidates); `fact_of`
+    builds a candidate's fact when a verdict on it is explained."""
+    # What a set of fired rules means for the ranking (which reject, the soft rules' factor per family) is the
+    # same for every candidate it fired on: worked out once per distinct set.
+    meaning: dict[tuple[str, ...], tuple[tuple[Rule, ...], tuple[Rule, ...], dict[str, float], float]] = {}
+    fired_count: dict[tuple[str, ...], int] = {}
+    everything: list[Ranked] = []
+    by_id = ruleset.by_id
+    for c in candidates:
+        rids = fired.get(c.id, ())
+        m = meaning.get(rids)
+        if m is None:
+            rules = tuple(by_id[rid] for rid in rids)
+            factors: dict[str, float] = {}
+            for rule in rules:
+                a = rule.action
+                if a.kind == "prefer":
+                    factors[rule.factor] = factors.get(rule.factor, 1.0) * (1 + a.weight)
+                elif a.kind == "penalize":
+                    factors[rule.factor] = factors.get(rule.factor, 1.0) * (1 - a.weight)
+            m = meaning[rids] = (rules, tuple(r for r in rules if r.action.kind == "reject"),
+                                 {k: round(val, 4) for k, val in sorted(factors.items())}, math.prod(factors.values()))
+        fired_count[rids] = fired_count.get(rids, 0) + 1
+        rules, rejecting, factors, prod = m
+        tco = c.tco
+        everything.append(Ranked(c, rules, fact_of, 0.0, tco / prod if tco > 0 and prod > 0 else math.inf,
+                                 dict(factors), rejecting))
+    counts: dict[str, int] = {}
+    for rids, times in fired_count.items():
+        for rid in rids:
+            counts[rid] = counts.get(rid, 0) + times
     feasible = [r for r in everything if r.feasible]
     tiers = policy.tiers
     # Development boxes and serving trade quality only when they must; training precisions are one tier.
@@ -199,7 +235,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], facts: list[dict[str, An
     cheapest_over = min(over, key=lambda r: (r.candidate.capex, key(r))) if (not ranked and over) else None
     misses = _nearest_misses(rejected, pick)
     return Outcome(OBJECTIVE, ranked, rejected, pick, options, tier_name, tier_note, misses, cheapest_over,
-                   dict(sorted(fired.items())))
+                   dict(sorted(counts.items())))
 
 
 def _options(ranked: list[Ranked], pick: Ranked | None) -> list[Option]:
@@ -263,7 +299,7 @@ def _nearest_misses(rejected: list[Ranked], pick: Ranked | None, n: int = 3) -> 
         # A run that takes 670 times the deadline is not a near miss whatever its price.
         return (not WORKLOADS[c.request.workload].trains or c.train_days <= NEAR_MISS_RATIO * c.request.deadline_days)
 
-    near = [r for r in rejected if len(r.rejected_by) == 1 and r.candidate.capex <= NEAR_MISS_RATIO * budget
+    near = [r for r in rejected if len(r.rejecting) == 1 and r.candidate.capex <= NEAR_MISS_RATIO * budget
             and r.candidate.fits and close(r.candidate)]
     near.sort(key=lambda r: (r.effective_cost, r.candidate.capex))
     out: list[Ranked] = []

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from durable import engine as _durable
 
 from ..core.errors import ExpertError
+from . import facts
 from .conditions import compared_fields, compared_literals, compared_strings
 from .load import Rule, RuleSet
 from .vocabulary import FACT_FIELDS
@@ -97,10 +98,28 @@ class _Compiled:
             self.strings[f] = {index[p]: frozenset(lits) for p, lits in strings.items()
                                if p not in exact_strings and FACT_FIELDS[p] is str}
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
+
+    @functools.cached_property
+    def _from_fact(self) -> tuple[Any, dict[str, dict]]:
         # Every factor's class in one generated call, straight from the nested fact (no flat copy of every fact,
         # only of the representatives the engine is asked about); the shared groups' items are computed once per
         # group object.
-        self.class_all, self.group_tables = _all_classes_function(self)
+        return _all_classes_function(self)
+
+    @property
+    def class_all(self):
+        """`fact -> tuple of every factor's class key`."""
+        return self._from_fact[0]
+
+    @property
+    def group_tables(self) -> dict[str, dict]:
+        return self._from_fact[1]
+
+    @functools.cached_property
+    def class_of_candidate(self):
+        """`(cat, candidate) -> the class_all of its fact`, computing only the fields the rules read, from the
+        candidate itself (rulelang/facts.py CANDIDATE_FIELDS): no fact is built for a class the engine knows."""
+        return _all_classes_function(self, from_candidate=True)[0]
 
     @functools.cached_property
     def class_of(self) -> dict[str, Any]:
@@ -131,18 +150,18 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
         env[L], env[S] = lits, litset
         lines = [
             f"v = {access}",
-            "c = v.__class__",
-            "if c is float:",
+            "vc = v.__class__",
+            "if vc is float:",
             "    if v - v != 0.0:",  # inf and nan: refused
             "        raise _NotFinite",
             "    if not (TINY <= abs(v) <= HUGE):",
             "        v = _engine_number(v)",
             f"    {K} = (_bisect({L}, v), v in {S})",
-            "elif c is int:",
+            "elif vc is int:",
             "    if v > HUGE or v < -HUGE:",
             "        v = int(_copysign(HUGE, v))",
             f"    {K} = (_bisect({L}, v), v in {S})",
-            "elif v is None or c is bool:",
+            "elif v is None or vc is bool:",
             f"    {K} = v",
             "else:",
             f"    {K} = (_bisect({L}, v), v in {S})",
@@ -156,13 +175,13 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
         # A number kept exact, or one compared only with another field (then only the pair's order counts).
         lines = [
             f"v = {access}",
-            "c = v.__class__",
-            "if c is float:",
+            "vc = v.__class__",
+            "if vc is float:",
             "    if v - v != 0.0:",
             "        raise _NotFinite",
             "    if not (TINY <= abs(v) <= HUGE):",
             "        v = _engine_number(v)",
-            "elif c is int and (v > HUGE or v < -HUGE):",
+            "elif vc is int and (v > HUGE or v < -HUGE):",
             "    v = int(_copysign(HUGE, v))",
             f"{K} = v",
         ]
@@ -203,10 +222,23 @@ SHARED_GROUPS = ("gpu", "precision", "model", "req")
 GROUP_LIMIT = 4096  # kept group parts per group before the table is cleared
 
 
-def _all_classes_function(compiled: _Compiled) -> tuple[Any, dict[str, dict]]:
+def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> tuple[Any, dict[str, dict]]:
     """Compile `fact -> tuple of every factor's class key` (each equal to that factor's class_of), reading each
-    shared group's fields once per group object (kept by identity, the object held so its id is not reused)."""
+    shared group's fields once per group object (kept by identity, the object held so its id is not reused).
+    `from_candidate`: `(cat, candidate) -> the same tuple`, each field computed by its fact expression
+    (facts.CANDIDATE_FIELDS, the shared groups by facts.SHARED_GROUPS) instead of read from a built fact."""
     env = _class_env()
+    if from_candidate:
+        env.update(facts.code_env())
+
+    def access(path: str) -> str:
+        if not from_candidate:
+            return _access(path)
+        group, _, rest = path.partition(".")
+        if group in facts.SHARED_GROUPS:
+            return f"GD_{group}" + "".join(f"[{p!r}]" for p in rest.split("."))
+        return f"({facts.field_expression(path)})"
+
     tables: dict[str, dict] = {g: {} for g in SHARED_GROUPS}
     group_lines: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
     group_items: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
@@ -231,7 +263,7 @@ def _all_classes_function(compiled: _Compiled) -> tuple[Any, dict[str, dict]]:
                     parts.append(f"G_{group}[{len(group_items[group])}]")
                     group_items[group].append(item)
             else:
-                code, item = _field_code(i, path, _access(path), entries, compiled.strings[f], in_pairs, env,
+                code, item = _field_code(i, path, access(path), entries, compiled.strings[f], in_pairs, env,
                                             prefix)
                 main += code
                 if item:
@@ -247,7 +279,7 @@ def _all_classes_function(compiled: _Compiled) -> tuple[Any, dict[str, dict]]:
         src = f"def part_{g}(d):\n{body}    return (" + "".join(x + ", " for x in group_items[g]) + ")\n"
         exec(compile(src, f"<rule classes: {g}>", "exec"), env)  # noqa: S102 - source built from vocabulary paths
         head += [
-            f"d = fact[{g!r}]",
+            f"d = {f'GD_{g}' if from_candidate else f'fact[{g!r}]'}",
             f"h = T_{g}.get(id(d))",
             "if h is None or h[0] is not d:",
             f"    if len(T_{g}) >= GROUP_LIMIT:",
@@ -256,7 +288,12 @@ def _all_classes_function(compiled: _Compiled) -> tuple[Any, dict[str, dict]]:
             f"G_{g} = h[1]",
         ]
     env["GROUP_LIMIT"] = GROUP_LIMIT
-    fn = _compile_class(env, head + main, "(" + "".join(r + ", " for r in results) + ")")
+    if from_candidate:
+        # The names the field expressions read (c.request, c.estimate ...) and the shared groups' parts, each once.
+        groups_read = [g for g in SHARED_GROUPS if any(f"GD_{g}" in ln for ln in head + main)]
+        head = (facts.let_lines(main) + [f"GD_{g} = {facts.SHARED_GROUPS[g]}" for g in groups_read]) + head
+    fn = _compile_class(env, head + main, "(" + "".join(r + ", " for r in results) + ")",
+                        "cat, c" if from_candidate else "fact")
     return fn, tables
 
 
@@ -265,9 +302,9 @@ def _class_env() -> dict[str, Any]:
             "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
 
 
-def _compile_class(env: dict[str, Any], lines: list[str], result: str):
+def _compile_class(env: dict[str, Any], lines: list[str], result: str, args: str = "fact"):
     body = "".join(f"    {ln}\n" for ln in lines)
-    src = "def class_of(fact):\n" + body + f"    return {result}\n"
+    src = f"def class_of({args}):\n" + body + f"    return {result}\n"
     exec(compile(src, "<rule classes>", "exec"), env)  # noqa: S102 - source built from vocabulary paths only
     return env["class_of"]
 
@@ -420,6 +457,8 @@ class RuleEngine:
                 raise EngineError(f"durable_rules refused the {factor} rules: {exc}") from None
             names[factor] = name
         compiled = _Compiled(self.host, names, per_factor)
+        # Firings are reported in the rule set's order.
+        compiled.order = {r.id: i for i, r in enumerate(ruleset.rules)}
         self._compiled[ruleset.digest] = compiled
         return compiled
 
@@ -438,64 +477,120 @@ class RuleEngine:
         if fresh is None:
             fresh = fresh_firing()
         compiled = self.compile(ruleset)
-        order = {r.id: i for i, r in enumerate(ruleset.rules)}
+        if fresh:
+            fired = self._fresh(compiled, facts)
+        else:
+            try:
+                classes = [compiled.class_all(f) for f in facts]
+            except _NotFinite:
+                for f in facts:
+                    _flatten(f, compiled.lookups)  # raises, naming the fact and the field
+                raise
+            fired = self._by_class(compiled, ids, facts, classes, None)
+        # Stable order: by fact id, then by the rules' order in the rule set.
+        return [Firing(rid, cid) for cid in sorted(fired) for rid in fired[cid]]
+
+    def fire_candidates(self, ruleset: RuleSet, cat: Any, candidates: list[Any],
+                        fresh: bool | None = None) -> dict[int, tuple[str, ...]]:
+        """Each candidate's fired rule ids, in the rule set's order (absent: none fired), as `fire` finds them
+        for the candidates' facts; on the class path no fact is built except for a class the engine is asked
+        about (its representative's), the classes computed from the candidates (_Compiled.class_of_candidate)."""
+        if not candidates:
+            return {}
+        ids = [c.id for c in candidates]
+        if len(set(ids)) != len(ids):
+            raise EngineError("candidate facts need unique ids")
+        if fresh is None:
+            fresh = fresh_firing()
+        compiled = self.compile(ruleset)
+        if fresh:
+            return self._fresh(compiled, [facts.candidate_fact(cat, c) for c in candidates])
         try:
-            per_fact = self._per_factor(compiled, facts, fresh,
-                                        None if fresh else [compiled.class_all(f) for f in facts])
+            classes = [compiled.class_of_candidate(cat, c) for c in candidates]
         except _NotFinite:
-            for f in facts:
-                _flatten(f, compiled.lookups)  # raises, naming the fact and the field
+            for c in candidates:
+                _flatten(facts.candidate_fact(cat, c), compiled.lookups)  # raises, naming the fact and the field
             raise
-        # Stable order: by fact id, then by the rules' order in the rule set (a set per fact: no duplicates).
-        out: list[Firing] = []
-        for cid in sorted(per_fact):
-            out.extend(Firing(rid, cid) for rid in sorted(per_fact[cid], key=lambda r: order.get(r, 0)))
+        return self._by_class(compiled, ids, candidates, classes, lambda c: facts.candidate_fact(cat, c))
+
+    def _fresh(self, compiled: _Compiled, fact_list: list[dict[str, Any]]) -> dict[int, tuple[str, ...]]:
+        order = compiled.order
+        per_fact = self._per_factor(compiled, fact_list)
+        return {cid: tuple(sorted(rids, key=order.__getitem__)) for cid, rids in per_fact.items()}
+
+    def _by_class(self, compiled: _Compiled, ids: list[int], items: list[Any], classes: list[tuple],
+                  fact_of: Any) -> dict[int, tuple[str, ...]]:
+        """Each item's fired rule ids in rule-set order, asking each factor's ruleset once per class it has not
+        seen (its answers kept for the process, per rule set). Items whose classes agree in every factor get the
+        same firings: they are grouped first, and each such combination is looked at once. `fact_of` gives the
+        nested fact of an item (None: the items are facts)."""
+        combos: dict[tuple, list[int]] = {}
+        rep: dict[tuple, Any] = {}
+        for cid, item, cl in zip(ids, items, classes, strict=True):
+            members = combos.get(cl)
+            if members is None:
+                combos[cl] = [cid]
+                rep[cl] = item
+            else:
+                members.append(cid)
+        flat: dict[int, dict[str, Any]] = {}  # by id(item): a representative asked about by several factors
+
+        def projection(item: Any, keys: list[str]) -> tuple:
+            fl = flat.get(id(item))
+            if fl is None:
+                fl = flat[id(item)] = _flatten(item if fact_of is None else fact_of(item), compiled.lookups)
+            return tuple(fl[k] for k in keys)
+
+        got: list[dict[tuple, tuple[str, ...]]] = []
+        for n, (factor, name) in enumerate(compiled.names.items()):
+            known = compiled.verdicts[factor]
+            mine: dict[tuple, tuple[str, ...]] = {}
+            ask: dict[tuple, Any] = {}
+            for cl in combos:
+                ck = cl[n]
+                if ck in mine or ck in ask:
+                    continue
+                hit = known.get(ck)
+                if hit is None:
+                    ask[ck] = rep[cl]
+                else:
+                    mine[ck] = hit
+            if ask:
+                keys = compiled.keys[factor]
+                answers = self._assert(compiled, factor, name, keys, [projection(it, keys) for it in ask.values()])
+                new = dict(zip(ask, answers, strict=True))
+                mine.update(new)
+                if len(known) + len(new) > CLASS_LIMIT:
+                    known.clear()
+                known.update(new)
+            got.append(mine)
+        order = compiled.order
+        out: dict[int, tuple[str, ...]] = {}
+        for cl, members in combos.items():
+            rids = [r for n, mine in enumerate(got) for r in mine[cl[n]]]
+            if rids:
+                fired = tuple(sorted(rids, key=order.__getitem__))
+                for cid in members:
+                    out[cid] = fired
         return out
 
-    def _per_factor(self, compiled: _Compiled, facts: list[dict[str, Any]], fresh: bool,
-                    classes: list[tuple] | None) -> dict[int, set[str]]:
-        """Each fact's fired rule ids, asking each factor's ruleset once per class (`classes`: every factor's
-        class of each fact) or, `fresh`, once per distinct projection, keeping nothing."""
-        flat = [_flatten(f, compiled.lookups) for f in facts] if fresh else None
+    def _per_factor(self, compiled: _Compiled, facts: list[dict[str, Any]]) -> dict[int, set[str]]:
+        """Each fact's fired rule ids, asking each factor's ruleset once per distinct projection of its keys (the
+        exact projection is its own class), keeping nothing: the reference the class path is tested against."""
+        flat = [_flatten(f, compiled.lookups) for f in facts]
         per_fact: dict[int, set[str]] = {}
-        for n, (factor, name) in enumerate(compiled.names.items()):
+        for factor, name in compiled.names.items():
             keys = compiled.keys[factor]
-            known = compiled.verdicts[factor]
-            # A factor's rules read only its keys: candidates in one class get equal verdicts, so each class is
-            # asserted once (one representative projection) and its firings go to every member.
             groups: dict[tuple, list[int]] = {}
-            reps: dict[tuple, Any] = {}
-            if fresh:
-                # The exact projection is the class and its own representative.
-                keyed = [(tuple(f[k] for k in keys), f) for f in flat]
-            else:
-                # The class key, with the nested fact as representative (flattened only if the engine is asked).
-                keyed = list(zip([k[n] for k in classes], facts, strict=True))
-            for ck, f in keyed:
-                members = groups.get(ck)
-                if members is None:
-                    groups[ck] = [f["id"]]
-                    reps[ck] = ck if fresh else f
-                else:
-                    members.append(f["id"])
-            ask = list(groups) if fresh else [ck for ck in groups if ck not in known]
-            if ask:
-                projections = [reps[ck] for ck in ask] if fresh else [
-                    tuple(fl[k] for k in keys) for fl in (_flatten(reps[ck], compiled.lookups) for ck in ask)]
-                answers = self._assert(compiled, factor, name, keys, projections)
-                if fresh:
-                    got = dict(zip(ask, answers, strict=True))
-                else:
-                    if len(known) + len(ask) > CLASS_LIMIT:
-                        known.clear()
-                    known.update(zip(ask, answers, strict=True))
-                    got = known
-            else:
-                got = known
-            for ck, members in groups.items():
-                rids = got[ck]
+            for f in flat:
+                groups.setdefault(tuple(f[k] for k in keys), []).append(f["id"])
+            if not groups:
+                continue
+            ask = list(groups)
+            answers = self._assert(compiled, factor, name, keys, ask)
+            for proj, rids in zip(ask, answers, strict=True):
                 if rids:
-                    for cid in members:
+                    for cid in groups[proj]:
                         per_fact.setdefault(cid, set()).update(rids)
         return per_fact
 
