@@ -18,7 +18,7 @@ from .core.workloads import WORKLOADS
 from .estimate import Config, Estimate, Link, estimate, has_fabric, memo, nodes_spanned
 from .estimate.engines import engine_info
 from .estimate.power import power
-from .estimate.serving import Serving, serve
+from .estimate.serving import load_curve
 from .request import Request
 
 # Which precisions `auto` weighs, cluster sizes, serving limits and quality tiers are policy
@@ -374,31 +374,32 @@ def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
 
 def _size_serving(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
     cfg = est.config
-    users, p, o = req.users, req.prompt_tokens, req.output_tokens
+    users, p = req.users, req.prompt_tokens
     floor, ttft = req.min_tokens_per_s, req.ttft_s
+    # serve()'s figures at each load (total tokens/s, per user, TTFT), without a Serving object per load.
+    fitting, at = load_curve(cat, cfg, p, req.output_tokens, req.context)
+    seen: dict[int, tuple[float, float, float]] = {}
 
-    seen: dict[int, Serving] = {}
-
-    def served(u: int) -> Serving:
+    def served(u: int) -> tuple[float, float, float]:
         # Each load once per sizing; not kept beyond it (the sizing itself is).
         sv = seen.get(u)
         if sv is None:
-            sv = seen[u] = serve(cat, cfg, u, p, o, req.context, keep=False)
+            sv = seen[u] = at(u)
         return sv
 
-    def ok(sv) -> bool:
-        return sv.per_user_tps >= floor and sv.ttft_s <= ttft
+    def ok(sv: tuple[float, float, float]) -> bool:
+        return sv[1] >= floor and sv[2] <= ttft
 
     one = served(1)
     if not ok(one):
-        if one.per_user_tps < floor:
-            why = f"one user gets {one.per_user_tps:,.1f} tokens/s, below the {floor:g} tokens/s floor"
+        if one[1] < floor:
+            why = f"one user gets {one[1]:,.1f} tokens/s, below the {floor:g} tokens/s floor"
         else:
-            why = f"the first token takes {one.ttft_s:,.2f} s for a {p:,}-token prompt, over the {ttft:g} s target"
-        return Sizing(False, 0, 0, one.per_user_tps, one.ttft_s, 0.0, why)
+            why = f"the first token takes {one[2]:,.2f} s for a {p:,}-token prompt, over the {ttft:g} s target"
+        return Sizing(False, 0, 0, one[1], one[2], 0.0, why)
     # The most users one replica holds within the floor and the target (per-user speed falls and TTFT grows
     # with load, so the set of good loads is an interval from 1).
-    lo, hi = 1, max(1, min(one.max_users_fitting, int(engine_info(cat, est.engine).get("max_batch", 256))))
+    lo, hi = 1, max(1, min(fitting, int(engine_info(cat, est.engine).get("max_batch", 256))))
     if ok(served(hi)):
         lo = hi
     while lo < hi:
@@ -413,8 +414,8 @@ def _size_serving(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> 
         return Sizing(False, replicas, per_replica, 0.0, 0.0, 0.0,
                       f"needs {replicas:,} replicas of {cfg.count} GPU(s) for {users:,} users, more than the "
                       f"{policy.max_replicas} this tool sizes")
-    at = served(-(-users // replicas))
-    return Sizing(True, replicas, per_replica, at.per_user_tps, at.ttft_s, at.total_tps * replicas, "")
+    total, per_user, first = served(-(-users // replicas))
+    return Sizing(True, replicas, per_replica, per_user, first, total * replicas, "")
 
 
 def _run_energy(econ: Economics, req: Request, days: float) -> float:

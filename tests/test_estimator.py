@@ -188,6 +188,24 @@ def test_serving_saturates_and_queues(cat):
     assert queued.ttft_s > sat.ttft_s
 
 
+def test_the_load_curve_sizing_reads_is_serves_figures_at_every_load(cat):
+    # Sizing asks load_curve (no Serving per load); it must give serve()'s numbers exactly, queueing included,
+    # on one GPU, tensor-parallel, layer-split and an MoE (whose weight reads depend on the batch).
+    from expert.estimate import serve
+    from expert.estimate.serving import load_curve
+
+    cases = [("llama-3.1-8b", "h100-sxm", 1, "fp8", "tensorrt-llm"), ("llama-2-70b", "a100-80gb-sxm", 4, "bf16", None),
+             ("llama-2-70b", "rtx-4090", 4, "q4_k_m", "llama.cpp"), ("mixtral-8x7b", "h100-sxm", 2, "fp8", None)]
+    for model, gpu, n, prec, engine in cases:
+        c = Config(model=cat.models[model], gpu=cat.gpus[gpu], count=n, precision=cat.precisions[prec], engine=engine)
+        fitting, at = load_curve(cat, c, 1024, 512, 4096)
+        sat = serve(cat, c, None, 1024, 512, 4096)
+        assert fitting == sat.max_users_fitting
+        for users in sorted({1, 2, 7, 31, sat.running, sat.running + 1, 3 * sat.running + 5}):
+            sv = serve(cat, c, users, 1024, 512, 4096, keep=False)
+            assert at(users) == (sv.total_tps, sv.per_user_tps, sv.ttft_s), (model, gpu, users)
+
+
 def test_partial_offload_is_slower_than_the_gpu(cat):
     cfg = Config(model=cat.models["mixtral-8x7b"], gpu=cat.gpus["rtx-4090"], count=1,
                  precision=cat.precisions["q4_k_m"])

@@ -44,28 +44,48 @@ def step_time(cat: Catalog, cfg: Config, d: dict, parallelism: str, batch: int, 
     `tokens` tokens in all (default: one per sequence; continuous batching adds prefill chunks).
 
     Returns (step, bytes read, memory time, compute time): step = max(memory, compute) + overheads + comm."""
+    return stepper(cat, cfg, d, parallelism, context, compute_fraction)(batch, batch if tokens is None else tokens)
+
+
+def stepper(cat: Catalog, cfg: Config, d: dict, parallelism: str, context: float,
+            compute_fraction: float | None = None):
+    """step_time at a fixed configuration and context as a function of (batch, tokens): what does not depend on
+    the load is worked out once (serving sizing asks a dozen loads), each figure by the same operations in the
+    same order as written out in full, so the seconds are the same to the last bit."""
     m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
-    tokens = batch if tokens is None else tokens
     bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
     # Sliding/chunked layers (Gemma 3, Llama 4, gpt-oss) read only the window they keep.
     kv_tokens = cached_tokens(m, context)
-    read = weights_read(cfg, batch) + kv_bytes_per_token(m, p, cfg.kv_cache) * kv_tokens * batch
+    kv_seq = kv_bytes_per_token(m, p, cfg.kv_cache) * kv_tokens  # x batch: the KV bytes one step reads
     peak = (g.peak_tflops(p.compute) or g.tflops_fp16 or 1.0) * 1e12
-    attn = 4 * m.layers * kv_tokens * m.attention_heads * m.head_dim * batch
-    flops = 2 * m.active_params * tokens + attn
+    attn_seq = 4 * m.layers * kv_tokens * m.attention_heads * m.head_dim  # x batch: attention FLOPs
+    dense = 2 * m.active_params  # x tokens: matmul FLOPs
     frac = compute_fraction or d["compute_fraction"]
-    if parallelism == "layer-split":
+    fixed = overheads(d, m.layers)
+    weights = None if m.experts else weights_read(cfg, 1)  # an MoE step reads the experts its tokens touch
+    split = parallelism == "layer-split"
+    if split:
         # Layers run one GPU after another: capacity adds up, speed does not.
-        t_mem, t_c = read / bw, flops / (peak * frac)
-        comm = (n - 1) * constant(cat, "layer_split_hop_us") * 1e-6
+        mem_bw, compute = bw, peak * frac
+        comm0 = (n - 1) * constant(cat, "layer_split_hop_us") * 1e-6
     else:
-        t_mem, t_c = read / (bw * n), flops / (peak * n * frac)
-        comm = 0.0
-        if n > 1:
-            link = link_for(cat, g, n)
+        mem_bw, compute = bw * n, peak * n * frac
+        link = link_for(cat, g, n) if n > 1 else None
+
+    def step(batch: int, tokens: float) -> tuple[float, float, float, float]:
+        read = (weights if weights is not None else weights_read(cfg, batch)) + kv_seq * batch
+        flops = dense * tokens + attn_seq * batch
+        t_mem, t_c = read / mem_bw, flops / compute
+        if split:
+            comm = comm0
+        elif link is None:
+            comm = 0.0
+        else:
             msg = tokens * m.hidden_size * 2
             comm = 2 * m.layers * (link.latency_s + 2 * msg * (n - 1) / n / (link.gbs * 1e9))
-    return max(t_mem, t_c) + overheads(d, m.layers) + comm, read, t_mem, t_c
+        return max(t_mem, t_c) + fixed + comm, read, t_mem, t_c
+
+    return step
 
 
 def decode(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int,

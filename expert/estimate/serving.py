@@ -15,7 +15,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from .config import GIB, Config
-from .decode import step_time
+from .decode import stepper
 from .engines import constant, engine_efficiency, engine_info, pick_engine
 from .memo import SERVING
 from .memory import cached_tokens, estimate_memory, kv_bytes_per_token
@@ -40,14 +40,20 @@ class Serving:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _rate(cat: Catalog, cfg: Config, engine: str, parallelism: str, batch: int, p: int, o: int, kv: int):
+def _rater(cat: Catalog, cfg: Config, engine: str, parallelism: str, p: int, o: int, kv: int):
+    """`batch -> (output tokens/s, step seconds, regime)` of continuous batching at this configuration."""
     d = engine_efficiency(cat, "decode", engine, cfg.gpu)
     mfu = engine_efficiency(cat, "prefill", engine, cfg.gpu)["mfu"]
     # Each output token carries P/O prompt tokens of newly admitted requests (chunked prefill).
-    tokens = batch * (1 + p / o)
+    per_seq = 1 + p / o
     # On average a sequence has its context minus half its answer cached while it decodes.
-    step, _, t_mem, t_c = step_time(cat, cfg, d, parallelism, batch, kv - o / 2, tokens=tokens, compute_fraction=mfu)
-    return batch / step, step, "memory-bound" if t_mem >= t_c else "compute-bound"
+    step_at = stepper(cat, cfg, d, parallelism, kv - o / 2, compute_fraction=mfu)
+
+    def rate(batch: int) -> tuple[float, float, str]:
+        step, _, t_mem, t_c = step_at(batch, batch * per_seq)
+        return batch / step, step, "memory-bound" if t_mem >= t_c else "compute-bound"
+
+    return rate
 
 
 def serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
@@ -80,7 +86,8 @@ def _capacity(cat: Catalog, cfg: Config, p: int, o: int, context: int | None) ->
     fitting = max(0, int(free // kv_seq)) if kv_seq > 0 else 0
     cap = int(engine_info(cat, engine).get("max_batch", 256))
     sat_batch = max(1, min(fitting, cap))
-    sat = _rate(cat, cfg, engine, mem.parallelism, sat_batch, p, o, kv)
+    rate = _rater(cat, cfg, engine, mem.parallelism, p, o, kv)
+    sat = rate(sat_batch)
     # First token: the request's prompt in one prefill pass (its FLOPs at the prefill MFU, or one weight
     # stream, whichever is slower), then one decode step; plus the wait for a free slot when users queue.
     g = cfg.gpu
@@ -90,17 +97,36 @@ def _capacity(cat: Catalog, cfg: Config, p: int, o: int, context: int | None) ->
     m = cfg.model
     flops = p * (2 * m.active_params + 2 * m.layers * p * m.attention_heads * m.head_dim)
     prefill_s = max(flops / (peak * mfu), b["weights"] * GIB / bw)
-    return engine, kv, mem.parallelism, fitting, sat_batch, sat, prefill_s
+    return engine, kv, mem.parallelism, fitting, sat_batch, sat, prefill_s, rate
+
+
+def _capacity_of(cat: Catalog, cfg: Config, p: int, o: int, context: int | None) -> tuple:
+    return SERVING.get(cat, cfg, ("capacity", p, o, context), lambda: _capacity(cat, cfg, p, o, context))
+
+
+def load_curve(cat: Catalog, cfg: Config, prompt_tokens: int, output_tokens: int, context: int | None = None):
+    """(sequences that fit, `users -> (output tokens/s in all, per user, time to first token)`): the figures
+    serve() gives at each load, without a Serving per load (sizing asks a dozen loads per configuration)."""
+    p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
+    _, _, _, fitting, sat_batch, sat, prefill_s, rate = _capacity_of(cat, cfg, p, o, context)
+
+    def at(users: int) -> tuple[float, float, float]:
+        running = max(1, min(int(users), sat_batch))
+        total, step, _ = sat if running == sat_batch else rate(running)
+        asked = max(int(users), 1)
+        queue_s = max(0, asked - running) / max(running, 1) * o * step
+        return total, total / asked, prefill_s + step + queue_s
+
+    return fitting, at
 
 
 def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
            context: int | None = None) -> Serving:
     p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
-    engine, kv, parallelism, fitting, sat_batch, sat, prefill_s = SERVING.get(
-        cat, cfg, ("capacity", p, o, context), lambda: _capacity(cat, cfg, p, o, context))
+    engine, kv, parallelism, fitting, sat_batch, sat, prefill_s, rate = _capacity_of(cat, cfg, p, o, context)
     sat_tps, _, sat_regime = sat
     running = sat_batch if users is None else max(1, min(int(users), sat_batch))
-    total, step, regime = sat if running == sat_batch else _rate(cat, cfg, engine, parallelism, running, p, o, kv)
+    total, step, regime = sat if running == sat_batch else rate(running)
     asked = running if users is None else max(int(users), 1)
     per_user = total / asked
     queue_s = max(0, asked - running) / max(running, 1) * o * step

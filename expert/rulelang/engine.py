@@ -190,6 +190,24 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
     return lines, (K if i in entries else None)
 
 
+def _value_code(x: str, access: str, raw: bool) -> list[str]:
+    """`x` = the field's value as the engine is given it (engine_number; ints clamped to HUGE; not finite:
+    refused), as _field_code normalises it; a string or boolean is its own value."""
+    if raw:
+        return [f"{x} = {access}"]
+    return [
+        f"{x} = {access}",
+        f"vc = {x}.__class__",
+        "if vc is float:",
+        f"    if {x} - {x} != 0.0:",  # inf and nan: refused
+        "        raise _NotFinite",
+        f"    if not (TINY <= abs({x}) <= HUGE):",
+        f"        {x} = _engine_number({x})",
+        f"elif vc is int and ({x} > HUGE or {x} < -HUGE):",
+        f"    {x} = int(_copysign(HUGE, {x}))",
+    ]
+
+
 def _access(path: str, root: str = "fact") -> str:
     return root + "".join(f"[{p!r}]" for p in path.split("."))
 
@@ -244,6 +262,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     group_items: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
     main: list[str] = []
     results: list[str] = []
+    values: dict[str, str] = {}  # path -> the local holding its value
     for n, f in enumerate(compiled.names):  # the order fire reads the factors in
         rules = compiled.rules[f]
         prefix = f"f{n}_"
@@ -252,6 +271,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
         pairs = compiled.pairs[f]
         in_pairs = {i for pr in pairs for i in pr}
         parts = []
+        paired: dict[int, str] = {}
         for i, k in enumerate(compiled.keys[f]):
             path = by_key[k]
             group, _, rest = path.partition(".")
@@ -263,12 +283,25 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                     parts.append(f"G_{group}[{len(group_items[group])}]")
                     group_items[group].append(item)
             else:
-                code, item = _field_code(i, path, access(path), entries, compiled.strings[f], in_pairs, env,
-                                            prefix)
-                main += code
-                if item:
-                    parts.append(item)
-        parts += [_pair_item(f"{prefix}n{a}", f"{prefix}n{b}") for a, b in pairs]
+                # Each field's value once for every factor that reads it (normalised as the engine gets it), then
+                # this factor's class item of it.
+                x = values.get(path)
+                if x is None:
+                    x = values[path] = f"x{len(values)}"
+                    main += _value_code(x, access(path), FACT_FIELDS[path] in (str, bool))
+                lits, litset = entries.get(i, (None, None))
+                if i in in_pairs:
+                    paired[i] = x
+                if lits is not None:
+                    env[f"{prefix}L{i}"], env[f"{prefix}S{i}"] = lits, litset
+                    parts.append(f"({x} if {x} is None or {x}.__class__ is bool else "
+                                 f"(_bisect({prefix}L{i}, {x}), {x} in {prefix}S{i}))")
+                elif i in compiled.strings[f]:
+                    env[f"{prefix}S{i}"] = compiled.strings[f][i]
+                    parts.append(f"({x} if {x} is None or {x} in {prefix}S{i} else OTHER)")
+                elif i in entries:
+                    parts.append(x)
+        parts += [_pair_item(paired[a], paired[b]) for a, b in pairs]  # both sides of a pair are read in main
         results.append("(" + "".join(p + ", " for p in parts) + ")")
     head: list[str] = []
     for g in SHARED_GROUPS:
