@@ -9,7 +9,7 @@ view model read these records; the rule engine's fact is built from them in one 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from .catalog import Catalog, Gpu, Precision
@@ -284,7 +284,14 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     precisions = precisions_for(cat, req, pol)
     ids = {p.id for p in precisions}
     pue = cat.energy.pue["datacenter" if req.deployment == "datacenter" else "workstation"]
-    estimates: dict[tuple[str, int, str], Estimate] = {}
+    # What does not depend on the budget (estimates, sizing, the system's economics at another budget, renting) is
+    # shared with the previous requests that differ from this one only in money (_shared_build); None: computed
+    # here for this request alone.
+    shared = _shared_build(cat, req, pool, pol)
+    estimates: dict[tuple[str, int, str], Estimate] = shared["estimates"] if shared else {}
+    parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
+    systems: dict[tuple, Economics] = shared["systems"] if shared else {}
+    budgeted: dict[int, Economics] = {}  # this request's copy of each shared Economics, at its budget
 
     decodes = WORKLOADS[req.workload].decodes
 
@@ -311,7 +318,6 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     out: list[Candidate] = []
     hours = req.hours_per_day * 365
     quality = {p.id: quality_of(pol, req, p) for p in precisions}
-    systems: dict[tuple, Economics] = {}
     for g in pool:
         price, note = gpu_price(cat, g, req.currency)
         # Only what can be bought: counts the part is sold in (8-GPU baseboards, 72-GPU racks).
@@ -329,28 +335,62 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                     lightest = p.id
                 else:
                     lightest = next((q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
-                sizing = size(cat, req, est, pol)
-                if decodes and sizing.meets:
-                    # Memory, power and speed figures at the load each replica carries.
-                    est = estimate(cat, config(g, n, p, -(-req.users // sizing.replicas)))
-                gpus_total = n * max(sizing.replicas, 1)
-                # A system's economics do not depend on its precision or load: power reads the GPU, the count,
-                # the workload, the PUE, the electricity price and the deployment, the platform the GPU and the
-                # count, and the rest is the request's. Computed once per system of this request.
-                system = (g.id, gpus_total, max(sizing.replicas, 1))
-                econ = systems.get(system)
-                if econ is None:
-                    econ = systems[system] = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price,
-                                                        note, hours, pol)
-                days = _train_days(req, est) if not decodes else 0.0
+                got = parts.get((g.id, n, p.id))
+                if got is None:
+                    sizing = size(cat, req, est, pol)
+                    if decodes and sizing.meets:
+                        # Memory, power and speed figures at the load each replica carries.
+                        est = estimate(cat, config(g, n, p, -(-req.users // sizing.replicas)))
+                    gpus_total = n * max(sizing.replicas, 1)
+                    # A system's economics do not depend on its precision or load: power reads the GPU, the count,
+                    # the workload, the PUE, the electricity price and the deployment, the platform the GPU and the
+                    # count, and the rest is the request's. Computed once per system of this request.
+                    system = (g.id, gpus_total, max(sizing.replicas, 1))
+                    econ = systems.get(system)
+                    if econ is None:
+                        econ = systems[system] = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1),
+                                                            price, note, hours, pol)
+                    days = _train_days(req, est) if not decodes else 0.0
+                    # Renting reads what the system costs to own and run, not the budget.
+                    got = parts[(g.id, n, p.id)] = (est, sizing, econ, _rent(cat, req, g, gpus_total, econ, days),
+                                                    nodes_spanned(cat, g, gpus_total))
+                est, sizing, econ, rent, nodes = got
+                if econ.budget != req.budget:
+                    mine = budgeted.get(id(econ))
+                    if mine is None:
+                        mine = budgeted[id(econ)] = replace(econ, budget=req.budget)
+                    econ = mine
                 tier, qclass = quality[p.id]
                 out.append(Candidate(
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
-                    rent=_rent(cat, req, g, gpus_total, econ, days), sizing=sizing, tier=tier,
-                    quality_class=qclass,
+                    rent=rent, sizing=sizing, tier=tier, quality_class=qclass,
                     min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest,
-                    nodes=nodes_spanned(cat, g, gpus_total)))
+                    nodes=nodes))
     return out
+
+
+# Requests that differ only in money (a budget ladder, or a random sweep's neighbours in locality order) share
+# what build_candidates works out before the budget comes in: per request signature (every field but the budget
+# and the notes that only word it), the estimates, each configuration's sizing, system economics and renting.
+# A few signatures are kept, the oldest dropped first: they hold estimates the memo tables may have let go.
+_BUILDS: dict[tuple, tuple] = {}
+BUILD_LIMIT = 4
+_UNWORDED = {"budget": 0.0, "model_note": None, "electricity_note": "", "deployment_note": "", "requirement_note": ""}
+
+
+def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> dict[str, dict] | None:
+    if memo.memo_off():
+        return None
+    sig = (id(cat), id(pol), id(req.model), tuple(map(id, pool)), replace(req, **_UNWORDED))
+    hit = _BUILDS.get(sig)
+    if hit is not None and hit[0] is cat and hit[1] is pol and hit[2] is req.model and all(
+            a is b for a, b in zip(hit[3], pool, strict=True)):
+        return hit[4]
+    while len(_BUILDS) >= BUILD_LIMIT:
+        del _BUILDS[next(iter(_BUILDS))]
+    shared: dict[str, dict] = {"estimates": {}, "parts": {}, "systems": {}}
+    _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
+    return shared
 
 
 def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:

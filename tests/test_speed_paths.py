@@ -218,3 +218,24 @@ def test_a_field_computed_alone_is_the_facts_field(cat):
             fact = candidate_fact(cat, c)
             for path in FACT_FIELDS:
                 assert field_value(cat, c, path) == get_path(fact, path), path
+
+
+def test_requests_differing_only_in_money_share_their_build_and_get_the_plain_paths_advice(cat, rules, monkeypatch):
+    # A budget ladder (up and down, across the desk/datacenter line and the cluster-size cut-off that moves with
+    # the budget) shares estimates, sizing, system economics and renting between its requests
+    # (candidates._shared_build); each answer must still be the one the request gets alone.
+    import expert.candidates as cands
+
+    ladders = [dict(model="8b", workload="inference"), dict(model="70b", workload="finetune", tokens="1B"),
+               dict(model="13b", workload="dev")]
+    budgets = [3000, 9000, 40_000, 99_000, 101_000, 400_000, 2_000_000, 150_000, 7000]
+    reqs = [{**lad, "budget": b} for lad in ladders for b in budgets]
+    _plain(monkeypatch)
+    plain = [advise(cat, rules, build_request(cat, **kw)).to_dict() for kw in reqs]
+    _fast(monkeypatch)
+    monkeypatch.setattr(cands, "BUILD_LIMIT", 1000)
+    cands._BUILDS.clear()
+    fast = [advise(cat, rules, build_request(cat, **kw)).to_dict() for kw in reqs]
+    assert fast == plain
+    # shared: one build per ladder and deployment (the budget decides desk or datacenter), not one per request
+    assert 3 <= len(cands._BUILDS) <= 6 < len(reqs)
