@@ -311,8 +311,25 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
         body = "".join(f"    {ln}\n" for ln in group_lines[g])
         src = f"def part_{g}(d):\n{body}    return (" + "".join(x + ", " for x in group_items[g]) + ")\n"
         exec(compile(src, f"<rule classes: {g}>", "exec"), env)  # noqa: S102 - source built from vocabulary paths
+        if from_candidate:
+            # Kept by the object the group is built from (the GPU, the precision and tier, the model, the
+            # request), with the group dict, which is built only when that object is new here.
+            src, extra = facts.GROUP_SOURCES[g]
+            key = f"(id(o), {extra})" if extra else "id(o)"
+            head += [
+                f"o = {src}",
+                f"h = T_{g}.get({key})",
+                "if h is None or h[0] is not o:",
+                f"    if len(T_{g}) >= GROUP_LIMIT:",
+                f"        T_{g}.clear()",
+                f"    d = {facts.SHARED_GROUPS[g]}",
+                f"    h = T_{g}[{key}] = (o, part_{g}(d), d)",
+                f"G_{g} = h[1]",
+                f"h_{g} = h",
+            ]
+            continue
         head += [
-            f"d = {f'GD_{g}' if from_candidate else f'fact[{g!r}]'}",
+            f"d = fact[{g!r}]",
             f"h = T_{g}.get(id(d))",
             "if h is None or h[0] is not d:",
             f"    if len(T_{g}) >= GROUP_LIMIT:",
@@ -323,8 +340,11 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     env["GROUP_LIMIT"] = GROUP_LIMIT
     if from_candidate:
         # The names the field expressions read (c.request, c.estimate ...) and the shared groups' parts, each once.
-        groups_read = [g for g in SHARED_GROUPS if any(f"GD_{g}" in ln for ln in head + main)]
-        head = (facts.let_lines(main) + [f"GD_{g} = {facts.SHARED_GROUPS[g]}" for g in groups_read]) + head
+        groups_read = [g for g in SHARED_GROUPS if any(f"GD_{g}" in ln for ln in main)]
+        for g in groups_read:
+            # A group field compared with another field is read from the group dict itself.
+            head += [f"GD_{g} = h_{g}[2]" if group_items[g] else f"GD_{g} = {facts.SHARED_GROUPS[g]}"]
+        head = facts.let_lines(main) + head
     fn = _compile_class(env, head + main, "(" + "".join(r + ", " for r in results) + ")",
                         "cat, c" if from_candidate else "fact")
     return fn, tables
@@ -505,20 +525,11 @@ class RuleEngine:
         if not facts:
             return []
         ids = [f["id"] for f in facts]
-        if len(set(ids)) != len(ids):
-            raise EngineError("candidate facts need unique ids")
-        if fresh is None:
-            fresh = fresh_firing()
-        compiled = self.compile(ruleset)
+        compiled, fresh = self._start(ruleset, ids, fresh)
         if fresh:
             fired = self._fresh(compiled, facts)
         else:
-            try:
-                classes = [compiled.class_all(f) for f in facts]
-            except _NotFinite:
-                for f in facts:
-                    _flatten(f, compiled.lookups)  # raises, naming the fact and the field
-                raise
+            classes = self._classes(compiled, facts, compiled.class_all, lambda f: f)
             fired = self._by_class(compiled, ids, facts, classes, None)
         # Stable order: by fact id, then by the rules' order in the rule set.
         return [Firing(rid, cid) for cid in sorted(fired) for rid in fired[cid]]
@@ -531,20 +542,31 @@ class RuleEngine:
         if not candidates:
             return {}
         ids = [c.id for c in candidates]
+        compiled, fresh = self._start(ruleset, ids, fresh)
+
+        def fact_of(c: Any) -> dict[str, Any]:
+            return facts.candidate_fact(cat, c)
+
+        if fresh:
+            return self._fresh(compiled, [fact_of(c) for c in candidates])
+        classify = compiled.class_of_candidate
+        classes = self._classes(compiled, candidates, lambda c: classify(cat, c), fact_of)
+        return self._by_class(compiled, ids, candidates, classes, fact_of)
+
+    def _start(self, ruleset: RuleSet, ids: list[int], fresh: bool | None) -> tuple[_Compiled, bool]:
         if len(set(ids)) != len(ids):
             raise EngineError("candidate facts need unique ids")
-        if fresh is None:
-            fresh = fresh_firing()
-        compiled = self.compile(ruleset)
-        if fresh:
-            return self._fresh(compiled, [facts.candidate_fact(cat, c) for c in candidates])
+        return self.compile(ruleset), fresh_firing() if fresh is None else fresh
+
+    @staticmethod
+    def _classes(compiled: _Compiled, items: list[Any], classify: Any, fact_of: Any) -> list[tuple]:
+        """Every item's class tuple; a number that is not finite is refused by name (its fact flattened)."""
         try:
-            classes = [compiled.class_of_candidate(cat, c) for c in candidates]
+            return [classify(x) for x in items]
         except _NotFinite:
-            for c in candidates:
-                _flatten(facts.candidate_fact(cat, c), compiled.lookups)  # raises, naming the fact and the field
+            for x in items:
+                _flatten(fact_of(x), compiled.lookups)  # raises, naming the fact and the field
             raise
-        return self._by_class(compiled, ids, candidates, classes, lambda c: facts.candidate_fact(cat, c))
 
     def _fresh(self, compiled: _Compiled, fact_list: list[dict[str, Any]]) -> dict[int, tuple[str, ...]]:
         order = compiled.order

@@ -42,6 +42,15 @@ SHARED_GROUPS: dict[str, str] = {
     "req": "_req_part(c.request)",
 }
 
+# What each shared group is built from (and the extra part of its key): the engine's class function keeps the
+# group's class items by that object, so a candidate whose GPU it has seen needs no group dict at all.
+GROUP_SOURCES: dict[str, tuple[str, str | None]] = {
+    "gpu": ("c.gpu", None),
+    "precision": ("c.precision", "c.tier"),
+    "model": ("c.request.model", None),
+    "req": ("c.request", None),
+}
+
 # Every per-candidate field of the fact, in the fact's order; a shared group stands where it sits in the fact.
 CANDIDATE_FIELDS: dict[str, str] = {
     "kind": "'candidate'",
