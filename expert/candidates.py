@@ -379,7 +379,7 @@ _UNWORDED = {"budget": 0.0, "model_note": None, "electricity_note": "", "deploym
 
 
 def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> dict[str, dict] | None:
-    if memo.memo_off():
+    if memo.memo_disabled():
         return None
     sig = (id(cat), id(pol), id(req.model), tuple(map(id, pool)), replace(req, **_UNWORDED))
     hit = _BUILDS.get(sig)

@@ -32,11 +32,6 @@ def memo_disabled() -> bool:
 _off = memo_disabled()
 
 
-def memo_off() -> bool:
-    """GPU_EXPERT_NO_MEMO as last read by refresh()."""
-    return _off
-
-
 def refresh() -> None:
     """Re-read GPU_EXPERT_NO_MEMO (once per request, not once per lookup: the lookups are hot)."""
     global _off

@@ -104,31 +104,33 @@ def _capacity_of(cat: Catalog, cfg: Config, p: int, o: int, context: int | None)
     return SERVING.get(cat, cfg, ("capacity", p, o, context), lambda: _capacity(cat, cfg, p, o, context))
 
 
+def _at(cap: tuple, o: int, users: int | None) -> tuple[int, float, float, float, str]:
+    """(sequences running, output tokens/s in all, per user, time to first token, regime) of `users`
+    concurrent requests on a configuration's capacity (_capacity; None: saturation)."""
+    _, _, _, _, sat_batch, sat, prefill_s, rate = cap
+    running = sat_batch if users is None else max(1, min(int(users), sat_batch))
+    total, step, regime = sat if running == sat_batch else rate(running)
+    asked = running if users is None else max(int(users), 1)
+    queue_s = max(0, asked - running) / max(running, 1) * o * step
+    return running, total, total / asked, prefill_s + step + queue_s, regime
+
+
 def load_curve(cat: Catalog, cfg: Config, prompt_tokens: int, output_tokens: int, context: int | None = None):
     """(sequences that fit, `users -> (output tokens/s in all, per user, time to first token)`): the figures
     serve() gives at each load, without a Serving per load (sizing asks a dozen loads per configuration)."""
     p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
-    _, _, _, fitting, sat_batch, sat, prefill_s, rate = _capacity_of(cat, cfg, p, o, context)
+    cap = _capacity_of(cat, cfg, p, o, context)
 
     def at(users: int) -> tuple[float, float, float]:
-        running = max(1, min(int(users), sat_batch))
-        total, step, _ = sat if running == sat_batch else rate(running)
-        asked = max(int(users), 1)
-        queue_s = max(0, asked - running) / max(running, 1) * o * step
-        return total, total / asked, prefill_s + step + queue_s
+        return _at(cap, o, users)[1:4]
 
-    return fitting, at
+    return cap[3], at  # cap[3]: the sequences that fit
 
 
 def _serve(cat: Catalog, cfg: Config, users: int | None, prompt_tokens: int, output_tokens: int,
            context: int | None = None) -> Serving:
     p, o = max(int(prompt_tokens), 1), max(int(output_tokens), 1)
-    engine, kv, parallelism, fitting, sat_batch, sat, prefill_s, rate = _capacity_of(cat, cfg, p, o, context)
-    sat_tps, _, sat_regime = sat
-    running = sat_batch if users is None else max(1, min(int(users), sat_batch))
-    total, step, regime = sat if running == sat_batch else rate(running)
-    asked = running if users is None else max(int(users), 1)
-    per_user = total / asked
-    queue_s = max(0, asked - running) / max(running, 1) * o * step
-    ttft = prefill_s + step + queue_s
+    cap = _capacity_of(cat, cfg, p, o, context)
+    engine, _, _, fitting, _, (sat_tps, _, sat_regime), _, _ = cap
+    running, total, per_user, ttft, regime = _at(cap, o, users)
     return Serving(users, p, o, engine, running, total, per_user, ttft, sat_tps, fitting, regime, sat_regime)

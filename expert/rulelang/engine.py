@@ -51,8 +51,10 @@ class Firing(NamedTuple):
 
 
 class _Compiled:
-    def __init__(self, host: _QuietHost, names: dict[str, str], rules: dict[str, list[Rule]]):
+    def __init__(self, host: _QuietHost, names: dict[str, str], rules: dict[str, list[Rule]],
+                 order: dict[str, int]):
         self.host = host
+        self.order = order  # rule id -> its place in the rule set: firings are reported in that order
         self.names = names  # factor -> durable ruleset name
         self.rules = rules
         # Each factor's engine only sees the fields its rules read: durable serialises every fact to
@@ -509,9 +511,7 @@ class RuleEngine:
             except Exception as exc:  # noqa: BLE001 - durable raises bare Exceptions
                 raise EngineError(f"durable_rules refused the {factor} rules: {exc}") from None
             names[factor] = name
-        compiled = _Compiled(self.host, names, per_factor)
-        # Firings are reported in the rule set's order.
-        compiled.order = {r.id: i for i, r in enumerate(ruleset.rules)}
+        compiled = _Compiled(self.host, names, per_factor, {r.id: i for i, r in enumerate(ruleset.rules)})
         self._compiled[ruleset.digest] = compiled
         return compiled
 
@@ -529,8 +529,8 @@ class RuleEngine:
         if fresh:
             fired = self._fresh(compiled, facts)
         else:
-            classes = self._classes(compiled, facts, compiled.class_all, lambda f: f)
-            fired = self._by_class(compiled, ids, facts, classes, None)
+            classes = self._classes(compiled, facts, compiled.class_all, _itself)
+            fired = self._by_class(compiled, ids, facts, classes, _itself)
         # Stable order: by fact id, then by the rules' order in the rule set.
         return [Firing(rid, cid) for cid in sorted(fired) for rid in fired[cid]]
 
@@ -578,7 +578,7 @@ class RuleEngine:
         """Each item's fired rule ids in rule-set order, asking each factor's ruleset once per class it has not
         seen (its answers kept for the process, per rule set). Items whose classes agree in every factor get the
         same firings: they are grouped first, and each such combination is looked at once. `fact_of` gives the
-        nested fact of an item (None: the items are facts)."""
+        nested fact of an item."""
         combos: dict[tuple, list[int]] = {}
         rep: dict[tuple, Any] = {}
         for cid, item, cl in zip(ids, items, classes, strict=True):
@@ -593,7 +593,7 @@ class RuleEngine:
         def projection(item: Any, keys: list[str]) -> tuple:
             fl = flat.get(id(item))
             if fl is None:
-                fl = flat[id(item)] = _flatten(item if fact_of is None else fact_of(item), compiled.lookups)
+                fl = flat[id(item)] = _flatten(fact_of(item), compiled.lookups)
             return tuple(fl[k] for k in keys)
 
         got: list[dict[tuple, tuple[str, ...]]] = []
@@ -672,6 +672,10 @@ class RuleEngine:
             self._collect.clear()
             compiled.host.delete_state(name, sid)
         return [tuple(dict.fromkeys(r)) for r in fired]
+
+
+def _itself(fact: dict[str, Any]) -> dict[str, Any]:
+    return fact
 
 
 _DEFAULT: RuleEngine | None = None

@@ -234,20 +234,15 @@ def let_lines(expressions: list[str]) -> list[str]:
 
 def _builder_source() -> str:
     """`def candidate_fact(cat, c)`: the nested fact literal of CANDIDATE_FIELDS, groups in place."""
-    groups: dict[str, list[str]] = {}
-    items: list[str] = []
+    parts: dict[str, list[str] | str] = {}  # top-level key -> its expression, or its group's "leaf: expr" items
     for path, expr in CANDIDATE_FIELDS.items():
         head, _, leaf = path.partition(".")
-        if not leaf:
-            items.append(f"{head!r}: {SHARED_GROUPS[head] if head in SHARED_GROUPS else expr}")
-            continue
-        if head not in groups:
-            groups[head] = []
-            items.append(f"{head!r}: {{{{{head}}}}}")
-        groups[head].append(f"{leaf!r}: {expr}")
-    body = ",\n        ".join(items)
-    for head, fields in groups.items():
-        body = body.replace(f"{{{{{head}}}}}", "{" + ", ".join(fields) + "}")
+        if leaf:
+            parts.setdefault(head, []).append(f"{leaf!r}: {expr}")  # type: ignore[union-attr]
+        else:
+            parts[head] = SHARED_GROUPS.get(head) or expr
+    body = ",\n        ".join(f"{k!r}: " + (v if isinstance(v, str) else "{" + ", ".join(v) + "}")
+                               for k, v in parts.items())
     lets = let_lines(list(CANDIDATE_FIELDS.values()))
     return ("def candidate_fact(cat, c):\n" + "".join(f"    {ln}\n" for ln in lets)
             + "    return {\n        " + body + ",\n    }\n")
@@ -274,11 +269,9 @@ def field_value(cat: Catalog, c: Candidate, path: str) -> Any:
     """One field of the candidate's fact (get_path of candidate_fact), computed without building the fact."""
     fn = _VALUE_OF.get(path)
     if fn is None:
-        if path not in _VALUE_OF and path.partition(".")[0] in SHARED_GROUPS:
-            head, _, rest = path.partition(".")
-            expr = SHARED_GROUPS[head] + "".join(f"[{p!r}]" for p in rest.split("."))
-        else:
-            expr = field_expression(path)
+        head, _, rest = path.partition(".")
+        expr = (SHARED_GROUPS[head] + "".join(f"[{p!r}]" for p in rest.split(".")) if head in SHARED_GROUPS
+                else field_expression(path))
         env = code_env()
         src = "def value(cat, c):\n" + "".join(f"    {ln}\n" for ln in let_lines([expr])) + f"    return {expr}\n"
         exec(compile(src, f"<fact field {path}>", "exec"), env)  # noqa: S102 - source from the table above
