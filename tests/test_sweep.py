@@ -123,3 +123,15 @@ def test_requests_differing_only_in_money_run_side_by_side_and_output_keeps_inpu
     assert [kw["model"] for kw in ran] == [r["model"] for r in sweep_mod.locality_order(
         [sweep_mod._normalise(r, option_names(advise_cmd)) for r in rows])]
     assert out[0]["budget"] == 30000 and out[4]["budget"] == 20000 and out[2]["currency"] == "CNY"
+
+
+def test_requests_of_one_model_and_workload_run_together_whatever_their_other_keys():
+    from expert.cli import sweep as sweep_mod
+
+    # Sorted by key name alone, `batch` would lead and split each model's requests apart; the bounded estimate
+    # tables would then have let their shared estimates go before the next request of the model came.
+    keys = [(b, m, w) for b in (1, 4, 16) for m in ("8b", "70b") for w in ("lora", "dev")]
+    rows = [{"model": m, "workload": w, "batch": b, "budget": 10000 + i} for i, (b, m, w) in enumerate(keys)]
+    order = [(r["model"], r["workload"]) for r in sweep_mod.locality_order(rows)]
+    runs = [k for i, k in enumerate(order) if i == 0 or k != order[i - 1]]
+    assert len(runs) == len(set(runs)) == 4

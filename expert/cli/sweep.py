@@ -5,7 +5,9 @@ plus `only` / `exclude`); a row that fails (bad input, an unknown model) gets it
 and the sweep goes on. Identical requests are computed once, and requests that differ only in money (budget,
 currency, electricity, years...) run next to each other in one worker: they share their estimates (memory, speed,
 training plans do not depend on prices), which the estimator keeps for the process in bounded tables, so a sweep
-in input order would recompute them once the tables have turned over. Output stays in input order.
+in input order would recompute them once the tables have turned over. Beyond that, requests of one model, workload
+and context run together whatever their other keys (a batch size, a user count): most of their estimates are the
+same too. Output stays in input order.
 """
 
 from __future__ import annotations
@@ -121,10 +123,16 @@ def _number(v: Any) -> tuple[int, Any]:
         return 1, str(v)  # "20k" and the like: grouped apart, in text order (locality only, never correctness)
 
 
+# What every estimate of a request depends on, outermost: requests of one model and workload run together, so the
+# memo tables (bounded: a few requests' worth of estimates) still hold their estimates when the next one comes.
+_LEAD = {"model": 0, "workload": 1, "context": 2}
+
+
 def locality_key(kw: dict[str, Any]) -> tuple:
     """Sort key putting requests that share estimates next to each other, then by currency and budget (a budget
     ladder in order: the deployment inferred from the budget changes at most once along it)."""
-    shape = tuple(sorted((k, str(v)) for k, v in kw.items() if k not in _MONEY_KEYS))
+    shape = tuple(sorted(((k, str(v)) for k, v in kw.items() if k not in _MONEY_KEYS),
+                         key=lambda kv: (_LEAD.get(kv[0], len(_LEAD)), kv)))
     return shape, str(kw.get("currency", "")), _number(kw.get("budget"))
 
 
