@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from .catalog import Catalog, Gpu, Precision
+from .core.once import once
 from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
 from .estimate import Config, Estimate, Link, estimate, has_fabric, memo, nodes_spanned
@@ -45,7 +45,7 @@ class Economics:
     watts: float = 0.0  # the whole system at the wall: every replica's GPUs at load plus the host(s) they share
     host_watts: float = 0.0  # the host(s) part of it
 
-    @cached_property
+    @once
     def capex(self) -> float:
         """What is bought: the GPUs and the platform around them."""
         return self.gpu_capex + self.platform_capex
@@ -54,7 +54,7 @@ class Economics:
     def gpu_share(self) -> float:
         return self.gpu_capex / self.capex if self.capex else 0.0
 
-    @cached_property
+    @once
     def tco(self) -> float:
         """Capex plus energy and hosting over the request's years."""
         return self.capex + self.energy_total + self.hosting_per_year * self.years
@@ -107,7 +107,7 @@ NOT_SIZED = Sizing(False, 0, 0, 0.0, 0.0, 0.0, "does not fit in GPU memory")
 
 @dataclass(frozen=True)
 class Candidate:
-    # Immutable: its derived figures (cached_property) are computed once each; the fact, the ranking and the
+    # Immutable: its derived figures (`once`) are computed once each; the fact, the ranking and the
     # view each read them several times per candidate.
     id: int
     request: Request
@@ -128,7 +128,7 @@ class Candidate:
     def label(self) -> str:
         return f"{self.count} x {self.gpu.id} @ {self.precision.id}"
 
-    @cached_property
+    @once
     def gpus(self) -> int:
         """GPUs in the whole system: the configuration times its replicas."""
         return self.count * max(self.sizing.replicas, 1)
@@ -142,11 +142,11 @@ class Candidate:
     def link(self) -> Link:
         return self.estimate.link
 
-    @cached_property
+    @once
     def capex(self) -> float:
         return self.economics.capex
 
-    @cached_property
+    @once
     def tco(self) -> float:
         return self.economics.tco
 
@@ -154,26 +154,26 @@ class Candidate:
     def fits(self) -> bool:
         return self.estimate.fits
 
-    @cached_property
+    @once
     def decode_tps(self) -> float:
         return finite(self.estimate.throughput["decode_tokens_per_s"])
 
-    @cached_property
+    @once
     def prefill_tps(self) -> float:
         return finite(self.estimate.throughput["prefill_tokens_per_s"])
 
-    @cached_property
+    @once
     def train_tps(self) -> float:
         return finite(self.estimate.throughput["train_tokens_per_s"])
 
-    @cached_property
+    @once
     def train_days(self) -> float:
         """Days to process the request's tokens (0 for workloads that do not train; NEVER if it cannot)."""
         if not WORKLOADS[self.request.workload].trains:
             return 0.0
         return _train_days(self.request, self.estimate)
 
-    @cached_property
+    @once
     def train_days_slow(self) -> float:
         """Days at the low end of the training-speed range (validation residuals per kind and GPU family,
         estimate/ranges): what the schedule is if the run goes as the slowest comparable published runs did."""
@@ -184,13 +184,13 @@ class Candidate:
             return days
         return days * mid / low
 
-    @cached_property
+    @once
     def late_at_slow_end(self) -> bool:
         """A run with a deadline the user stated, met only if it goes at the expected speed, not the slow end."""
         r = self.request
         return WORKLOADS[r.workload].trains and r.deadline_given and self.train_days_slow > r.deadline_days
 
-    @cached_property
+    @once
     def energy_per_million_tokens(self) -> float:
         """Electricity per million tokens at the load sized for (not at batch 1)."""
         if WORKLOADS[self.request.workload].trains:
@@ -198,7 +198,7 @@ class Candidate:
         tps = self.sizing.total_tps
         return self.economics.energy_per_year / (self.request.hours_per_day * 365 * 3600 * tps) * 1e6 if tps else 0.0
 
-    @cached_property
+    @once
     def cost_per_million_tokens(self) -> float:
         """Whole TCO per million output tokens served at the requirement's load over the years of ownership."""
         tps = self.sizing.total_tps
@@ -207,7 +207,7 @@ class Candidate:
         r = self.request
         return self.tco / (tps * 3600 * r.hours_per_day * 365 * r.years) * 1e6
 
-    @cached_property
+    @once
     def run_cost(self) -> float:
         """Cost of one training run on owned hardware: its energy plus the run's share of the capex over the
         years of ownership (straight-line)."""

@@ -239,3 +239,20 @@ def test_requests_differing_only_in_money_share_their_build_and_get_the_plain_pa
     assert fast == plain
     # shared: one build per ladder and deployment (the budget decides desk or datacenter), not one per request
     assert 3 <= len(cands._BUILDS) <= 6 < len(reqs)
+
+
+def test_once_computes_a_derived_figure_on_first_read_and_keeps_it():
+    from expert.core.once import once
+
+    calls = []
+
+    class Rec:
+        @once
+        def figure(self) -> int:
+            """a derived figure"""
+            calls.append(1)
+            return 42
+
+    r = Rec()
+    assert (r.figure, r.figure, len(calls)) == (42, 42, 1)
+    assert Rec.figure.__doc__ == "a derived figure" and Rec().figure == 42 and len(calls) == 2

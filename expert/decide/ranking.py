@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from ..candidates import NEVER, Candidate
+from ..core.once import once
 from ..core.policy import Policy
 from ..core.workloads import WORKLOADS
 from ..rulelang import Rule, RuleSet, get_path
@@ -89,17 +89,17 @@ class Ranked:
     factors: dict[str, float] = field(default_factory=dict)
     rejecting: tuple[Rule, ...] = ()  # the `reject` rules among them
 
-    @cached_property
+    @once
     def fact(self) -> dict[str, Any]:
         if self.fact_of is None:
             raise ValueError(f"no fact for {self.candidate.label}")
         return self.fact_of(self.candidate)
 
-    @cached_property
+    @once
     def verdicts(self) -> list[Verdict]:
         return [Verdict(rule, self) for rule in self.rules]
 
-    @cached_property
+    @once
     def rejected_by(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.rule.action.kind == "reject"]
 
