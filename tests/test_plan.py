@@ -241,3 +241,54 @@ def test_mfu_counts_the_flops_the_step_needs(cat, workload):
     assert sum(p.comm_s.values()) == 0 and p.layout.pp == 1
     assert p.mfu * p.slowdown == pytest.approx(_Fixed(cat, c).hfu, rel=1e-9)
     assert 0 < p.mfu < 1
+
+
+def test_the_bounded_search_chooses_the_full_searchs_plan_measuring_fewer_points(cat, monkeypatch):
+    # plan_training(worded=False), the estimator's search, skips the points whose rank key bounded from below
+    # cannot beat the best measured so far. Over every GPU x count the estimator weighs for a spread of models,
+    # workloads, contexts and micro-batches (those that fit, those that do not, multi-node and over-batch
+    # ones), it must choose _search's plan, figure for figure; and it must measure fewer points.
+    from expert.estimate import plan as plan_mod
+
+    measured = {"n": 0}
+    real = plan_mod._measure
+
+    def counting(*a):
+        measured["n"] += 1
+        return real(*a)
+
+    monkeypatch.setattr(plan_mod, "_measure", counting)
+    cases = [("llama-3.1-8b", "lora", 2048, 1), ("llama-3.1-70b", "finetune", 4096, 1),
+             ("llama-2-13b", "qlora", 4096, 4), ("llama-3.1-8b", "training", 8192, 1),
+             ("llama-3.1-70b", "training", 4096, 2), ("mixtral-8x7b", "finetune", 2048, 1),
+             ("qwen3-8b", "lora", 32768, 256)]
+    gpus = ["rtx-4090", "rtx-4060-ti-16gb", "a100-80gb-sxm", "h100-sxm", "mi300x", "gb200-nvl72", "l40s"]
+    full_n = bounded_n = compared = 0
+    for model, workload, context, batch in cases:
+        for gid in gpus:
+            g = cat.gpus[gid]
+            for count in (1, 2, 8, 16, 64) if g.gpus_per_unit <= 1 else (g.gpus_per_unit, 2 * g.gpus_per_unit):
+                c = cfg(cat, model, gid, count, "nf4" if workload == "qlora" else "bf16", workload, context, batch)
+                measured["n"] = 0
+                full = plan_mod._search(cat, c, None, None)[0]
+                full_n += measured["n"]
+                measured["n"] = 0
+                bounded = plan_mod._best(cat, c)
+                bounded_n += measured["n"]
+                assert bounded.to_dict() == full.to_dict(), (model, workload, gid, count)
+                compared += 1
+    assert compared > 150 and bounded_n < full_n / 2
+
+
+def test_a_plan_made_for_its_figures_alone_shows_the_worded_plan(cat):
+    from expert.estimate.memo import PLANS
+
+    PLANS.clear()
+    c = cfg(cat, "llama-3.1-70b", "h100-sxm", 16, workload="training")
+    quiet = plan_training(cat, c, 1e10, worded=False)
+    assert quiet.notes == [] and quiet.considered == []
+    worded = plan_training(cat, c, 1e10)
+    assert worded.notes and worded.considered and worded.launch
+    assert quiet.to_dict() == worded.to_dict() and quiet.detailed().notes == worded.notes
+    assert (quiet.tokens_per_s, quiet.days, quiet.goodput, quiet.cost) == (
+        worded.tokens_per_s, worded.days, worded.goodput, worded.cost)

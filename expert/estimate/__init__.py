@@ -20,6 +20,7 @@ GPU family, facts/efficiency.yaml `ranges`) and its provenance: measured | deriv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..catalog import Catalog
@@ -99,33 +100,59 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
 def _estimate(cat: Catalog, cfg: Config) -> Estimate:
     # Memory, speed and the plan do not depend on electricity, currency, PUE or deployment (only power does):
     # they are computed once per physical configuration and shared by every price basis (memo.PHYSICS).
-    engine, mem, link, throughput, notes, plan, ranges, offload = PHYSICS.get(cat, cfg, ("physics",),
-                                                                              lambda: _physics(cat, cfg))
+    engine, mem, link, throughput, _, plan, ranges, offload = PHYSICS.get(cat, cfg, ("physics",),
+                                                                          lambda: _physics(cat, cfg))
     wl = WORKLOADS[cfg.workload]
-    notes = list(notes)
-    pw = power(cat, cfg, throughput["train_tokens_per_s"] if wl.trains else throughput["decode_tokens_per_s"], notes)
-    est = Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link, notes)
+    rate = throughput["train_tokens_per_s"] if wl.trains else throughput["decode_tokens_per_s"]
+    pw = power(cat, cfg, rate, None)
+    est = Estimate(cfg, engine, mem.parallelism, mem.breakdown, mem.fits, throughput, pw, link,
+                   worded=_wording(cat, cfg, rate, offload))
     est.plan = plan
     est.ranges = ranges
     if offload is not None:
         est.offload = offload
-        notes.append(f"partial CPU offload (llama.cpp -ngl {offload.gpu_layers}): {offload.cpu_layers} of "
-                     f"{cfg.model.layers} layers in host RAM at {offload.host_bandwidth_gbs:.0f} GB/s achievable; "
-                     f"decode {offload.decode_tokens_per_s:.1f} tokens/s, limited by the {offload.limited_by}")
     return est
 
 
-def _physics(cat: Catalog, cfg: Config) -> tuple:
+def _wording(cat: Catalog, cfg: Config, rate: float | None, offload) -> Callable[[], list[str]]:
+    """The estimate's assumptions in words: the physics and the power worked out again with their notes on (the
+    same code, so the words state the figures the estimate holds), formatted only when read."""
+    def words() -> list[str]:
+        notes = _physics(cat, cfg, worded=True)[4]
+        power(cat, cfg, rate, notes)
+        if offload is not None:
+            notes.append(f"partial CPU offload (llama.cpp -ngl {offload.gpu_layers}): {offload.cpu_layers} of "
+                         f"{cfg.model.layers} layers in host RAM at {offload.host_bandwidth_gbs:.0f} GB/s "
+                         f"achievable; decode {offload.decode_tokens_per_s:.1f} tokens/s, limited by the "
+                         f"{offload.limited_by}")
+        return notes
+    return words
+
+
+def _decode_note(cat: Catalog, cfg: Config, engine: str, parallelism: str, link: Link, read: float, comm: float,
+                 d: dict) -> str:
+    g = cfg.gpu
+    return (f"decode ({engine} on {g.stack}, {memory_system(cat, g)} memory): {read / 1e9:.2f} GB read per step at "
+            f"{d['bandwidth_fraction']:.0%} of {g.bandwidth_gbs:g} GB/s, + {d['layer_overhead_us']:g} us per layer"
+            + (f" + {d['step_overhead_us']:g} us per step" if d.get("step_overhead_us") else "")
+            + (f", + {comm * 1e3:.2f} ms {link.kind} all-reduce" if comm and parallelism != "layer-split" else ""))
+
+
+def _physics(cat: Catalog, cfg: Config, worded: bool = False) -> tuple:
+    """Engine, memory, link, throughput, notes (None unless `worded`), plan, ranges and offload of one
+    configuration. The notes are formatted only when `worded`: every figure is the same either way."""
     g, n = cfg.gpu, cfg.count
     wl = WORKLOADS[cfg.workload]
     engine = pick_engine(g, cfg.precision, cfg.workload) if wl.trains else (
         cfg.engine or pick_engine(g, cfg.precision, cfg.workload))
-    notes = [f"memory in GiB (2^30 bytes); the {g.id}'s {g.memory_gib:g} GB is taken as {g.memory_gib:g} GiB"]
+    notes = [f"memory in GiB (2^30 bytes); the {g.id}'s {g.memory_gib:g} GB is taken as {g.memory_gib:g} GiB"] \
+        if worded else None
     # A training config's memory, checkpointing and sharding are the plan's (below): the generic memory model's
     # own notes on them would contradict it, so only its line on the weights' precision is kept.
-    mem_notes: list[str] = []
+    mem_notes: list[str] | None = [] if worded else None
     mem = estimate_memory(cat, cfg, engine, mem_notes)
-    notes.extend(mem_notes[:1] if wl.trains else mem_notes)
+    if notes is not None:
+        notes.extend(mem_notes[:1] if wl.trains else mem_notes)
     link = link_for(cat, g, n)
     decode_tps = prefill_tps = train_tps = None
     entries: dict[str, dict | None] = {}
@@ -134,21 +161,18 @@ def _physics(cat: Catalog, cfg: Config) -> tuple:
         decode_tps, read, comm, d = decode(cat, cfg, engine, mem.parallelism, cfg.batch)
         entries["decode_tokens_per_s"] = d
         entries["prefill_tokens_per_s"] = engine_efficiency(cat, "prefill", engine, g)
-        notes.append(
-            f"decode ({engine} on {g.stack}, {memory_system(cat, g)} memory): {read / 1e9:.2f} GB read per step at "
-            f"{d['bandwidth_fraction']:.0%} of {g.bandwidth_gbs:g} GB/s, + {d['layer_overhead_us']:g} us per layer"
-            + (f" + {d['step_overhead_us']:g} us per step" if d.get("step_overhead_us") else "")
-            + (f", + {comm * 1e3:.2f} ms {link.kind} all-reduce" if comm and mem.parallelism != "layer-split" else "")
-        )
+        if notes is not None:
+            notes.append(_decode_note(cat, cfg, engine, mem.parallelism, link, read, comm, d))
         bw = g.bandwidth_gbs * 1e9 * d["bandwidth_fraction"]
         prefill_tps = prefill(cat, cfg, engine, mem.parallelism, read, bw, link, notes)
     else:
         # The training plan (strategy x layout x offload) replaces the fixed 16 B/param, no-offload memory model
         # and the single-constant speed: memory, fit and tokens/s are the chosen plan's.
-        plan = plan_training(cat, cfg)
+        plan = plan_training(cat, cfg, worded=worded)
         mem = plan_memory(cat, cfg, plan)
         train_tps = plan.tokens_per_s
-        notes.extend(plan.notes)
+        if notes is not None:
+            notes.extend(plan.notes)
         entries["train_tokens_per_s"] = cat.efficiency["constants"]["training_hfu"]
     throughput = {"decode_tokens_per_s": decode_tps, "prefill_tokens_per_s": prefill_tps,
                   "train_tokens_per_s": train_tps}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import Gpu, Model, Precision
+from ..core.once import once
 from .links import Link
 
 GIB = float(2**30)
@@ -38,10 +40,18 @@ class Estimate:
     throughput: dict[str, float | None]
     power: dict[str, float]
     link: Link  # the GPU-to-GPU path the communication was costed on (rules read the same one)
-    assumptions: list[str] = field(default_factory=list)
+    # The assumptions in words are formatted when first read (`assumptions`): a request reads them for the few
+    # candidates it shows, of the hundreds it estimates. `worded` formats them (the estimator passes the same
+    # code it computed the figures with, run again with its notes on).
+    worded: Callable[[], list[str]] | None = field(default=None, repr=False, compare=False)
     ranges: dict[str, dict | None] = field(default_factory=dict)  # per throughput figure: low/expected/high
     offload: Any = None  # offload.Offload when llama.cpp would run the model partly from host RAM
     plan: Any = None  # plan.Plan for training workloads: strategy, layout, per-GPU memory, launch config
+
+    @once
+    def assumptions(self) -> list[str]:
+        """What the figures assume, in words a reviewer can check (memory, decode, prefill, plan, power)."""
+        return self.worded() if self.worded is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config

@@ -12,6 +12,7 @@ each link, and host traffic; `choose` keeps those that fit and takes the fastest
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import attrgetter
@@ -123,8 +124,23 @@ class Plan:
     launch: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     considered: list[dict[str, Any]] = field(default_factory=list)
+    # A plan the estimator made for its figures alone (plan_training(worded=False)) has no notes, families
+    # considered or launch config: `full` makes the same plan with them, when it is shown (detailed()).
+    full: Callable[[], Plan] | None = field(default=None, repr=False, compare=False)
+
+    def detailed(self) -> Plan:
+        """This plan with its notes, the best of each strategy family and its launch config: the same search,
+        chosen the same way, so every figure is this plan's."""
+        if self.full is None:
+            return self
+        got = self.__dict__.get("_detailed")
+        if got is None:
+            got = self.__dict__["_detailed"] = self.full()
+        return got
 
     def to_dict(self) -> dict[str, Any]:
+        if self.full is not None:
+            return self.detailed().to_dict()
         r = lambda v, n=3: None if v is None else round(v, n)  # noqa: E731
         lo = self.layout
         return {
@@ -678,6 +694,72 @@ def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
     return fx, plans
 
 
+def _weighed_layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
+    """The layouts an unconstrained search weighs (as _scored: those within the batch limit, else the fewest
+    data-parallel ranks over it that some framework runs)."""
+    within, over = _layouts(cat, cfg, global_tokens)
+    if any(strategies(cat, cfg, lo) for lo in within):
+        return within
+    for dp in sorted({lo.dp for lo in over}):
+        los = [lo for lo in over if lo.dp == dp]
+        if any(strategies(cat, cfg, lo) for lo in los):
+            return los
+    return []
+
+
+# A bound below every plan's step time, relatively: the sums of the exposed seconds are not added up in the
+# bound's order (and sum() may compensate), which moves a float by a few parts in 10^16, far below this.
+_BOUND_SLACK = 1 - 1e-9
+
+
+def _best(cat: Catalog, cfg: Config) -> Plan:
+    """The plan an unconstrained search chooses (_search's first), measuring only the points that could beat the
+    best found so far. Each point's rank key is bounded from below before it is measured: it may fit unless its
+    activations, logits and CUDA context alone exceed the GPU, and it is at most as fast as its layout's compute,
+    bubble and tensor / context / pipeline traffic allow at its checkpointing (the data-parallel and offload
+    seconds a strategy adds are never negative). Points are measured from the most promising bound on, and the
+    search stops at the first bound that cannot beat the best (ties go to the point weighed first, as the stable
+    sort of _scored has it), so the chosen plan is _search's to the last bit: the same _measure and evaluate of
+    the same point."""
+    fx = _Fixed(cat, cfg)
+    overhead = fx.c["cuda_context_gib"] * GIB if cfg.gpu.stack != "metal" else 0.0
+    points: list[tuple[Strategy, Layout]] = []
+    bounds: list[tuple[tuple, int]] = []
+    for lo in _weighed_layouts(cat, cfg, _global_tokens(cat, cfg, None)):
+        sts = strategies(cat, cfg, lo)
+        if not sts:
+            continue
+        terms = _layout_terms(cat, cfg, lo, fx)
+        fx.layout_terms[id(lo)] = (lo, terms)
+        tokens_step = lo.dp * lo.grad_accum * terms[8]
+        traffic = max(terms[11], 0.0) + max(terms[12], 0.0)  # context, pipeline
+        speed: dict[str, int] = {}
+        over: dict[str, bool] = {}
+        for ck, (act, _, _, t_pipe, tensor) in terms[10].items():
+            fastest = (t_pipe + max(tensor, 0.0) + traffic) * _BOUND_SLACK
+            speed[ck] = _rank_key(sts[0], True, tokens_step / fastest if fastest > 0 else math.inf)[2]
+            # Whatever a strategy shards or offloads, a GPU holds its activations, its logits and its context.
+            over[ck] = (act + terms[5] + overhead) / GIB * _BOUND_SLACK > cfg.gpu.usable_memory_gib
+        for st in sts:
+            adamw, simple, framework = st.rank_parts
+            ck = st.checkpointing
+            bounds.append(((over[ck], adamw, speed[ck], simple, framework), len(points)))
+            points.append((st, lo))
+    if not points:
+        raise ValueError(f"no training layout for {cfg.count} GPUs with {{}}")
+    bounds.sort()
+    best: tuple | None = None
+    for bound in bounds:
+        if best is not None and bound >= best:
+            break
+        st, lo = points[bound[1]]
+        got = (Scored(st, lo, _measure(cat, cfg, st, lo, fx)).key, bound[1])
+        if best is None or got < best:
+            best = got
+    st, lo = points[best[1]]
+    return evaluate(cat, cfg, st, lo, fx)
+
+
 def _global_tokens(cat: Catalog, cfg: Config, given: float | None) -> float:
     if given is not None:
         return given
@@ -699,9 +781,13 @@ def _launch(cat: Catalog, cfg: Config, p: Plan) -> dict[str, Any]:
 
 
 def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, global_batch_tokens: float | None = None,
-                  constraint: dict[str, Any] | None = None) -> Plan:
+                  constraint: dict[str, Any] | None = None, worded: bool = True) -> Plan:
     """The plan a team would run for this model x GPU x count: strategy, layout, per-GPU memory, speed, and for
-    `tokens` the days, GPU-hours and cost, plus a launch config for the chosen framework."""
+    `tokens` the days, GPU-hours and cost, plus a launch config for the chosen framework.
+
+    `worded=False` (the estimator, which weighs hundreds of configurations and shows a few): the same plan
+    found by a bounded search (_best) without its notes, the families considered and the launch config;
+    Plan.detailed() and to_dict() work them out when asked."""
     wl = WORKLOADS[cfg.workload]
     if not wl.trains:
         raise ValueError(f"plan_training: {cfg.workload} does not train")
@@ -711,10 +797,25 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         # the others and the runner-up layout, not every plan evaluated). The chosen plan is copied before it
         # is given tokens, goodput and notes.
         key_cfg = _search_config(cat, cfg)
+        if not worded:
+            p = PLANS.get(cat, key_cfg, ("best",), lambda: _best(cat, key_cfg))
+            p = replace(p, notes=[], cost={}, full=lambda: plan_training(cat, cfg, tokens))
+            _priced(cat, cfg, p, tokens)
+            return p
         best, considered, alt = PLANS.get(cat, key_cfg, ("choose",), lambda: _search(cat, key_cfg, None, None))
     else:
         best, considered, alt = _search(cat, cfg, global_batch_tokens, constraint)
     p = replace(best, notes=list(best.notes), cost=dict(best.cost))
+    _priced(cat, cfg, p, tokens)
+    p.considered = considered
+    p.notes = _why(cat, cfg, p, _global_tokens(cat, cfg, global_batch_tokens)) + [_layout_reason(cat, cfg, alt, p)] \
+        + p.notes
+    p.launch = _launch(cat, cfg, p)
+    return p
+
+
+def _priced(cat: Catalog, cfg: Config, p: Plan, tokens: float | None) -> None:
+    """The plan's goodput at its GPU count and, for `tokens`, the run's days, GPU-hours and cost."""
     p.goodput = goodput(cat, cfg.count)
     if tokens:
         p.tokens = float(tokens)
@@ -728,11 +829,6 @@ def plan_training(cat: Catalog, cfg: Config, tokens: float | None = None, *, glo
         if cfg.gpu.rent_usd_per_hour:
             p.cost["rent_usd"] = p.gpu_hours * cfg.gpu.rent_usd_per_hour
         p.cost["buy_usd"] = cfg.gpu.price_usd * cfg.count
-    p.considered = considered
-    p.notes = _why(cat, cfg, p, _global_tokens(cat, cfg, global_batch_tokens)) + [_layout_reason(cat, cfg, alt, p)] \
-        + p.notes
-    p.launch = _launch(cat, cfg, p)
-    return p
 
 
 def _search_config(cat: Catalog, cfg: Config) -> Config:

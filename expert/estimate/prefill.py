@@ -9,7 +9,7 @@ from .links import Link
 
 
 def prefill(cat: Catalog, cfg: Config, engine: str, parallelism: str, read: float, bw: float, link: Link,
-            notes: list[str]) -> float:
+            notes: list[str] | None) -> float:
     m, g, p, n = cfg.model, cfg.gpu, cfg.precision, cfg.count
     ctx, batch = cfg.context, cfg.batch
     pf = engine_efficiency(cat, "prefill", engine, g)
@@ -24,6 +24,7 @@ def prefill(cat: Catalog, cfg: Config, engine: str, parallelism: str, read: floa
     t_pf = max(flops_tok * ctx * batch / (ppeak * pf["mfu"] * eff_n), read / (bw * eff_n))
     if n > 1 and parallelism != "layer-split":
         t_pf += 2 * m.layers * (link.latency_s + 2 * ctx * batch * m.hidden_size * 2 * (n - 1) / n / (link.gbs * 1e9))
-    notes.append(f"prefill: {flops_tok / 1e9:.1f} GFLOP/token at {pf['mfu']:.0%} of "
-                 f"{ppeak / 1e12:.0f} TFLOPS ({p.compute} path)")
+    if notes is not None:  # None: only the figure is wanted (the words are formatted when shown)
+        notes.append(f"prefill: {flops_tok / 1e9:.1f} GFLOP/token at {pf['mfu']:.0%} of "
+                     f"{ppeak / 1e12:.0f} TFLOPS ({p.compute} path)")
     return ctx * batch / t_pf
