@@ -78,4 +78,7 @@ def rules_copy(tmp_path: Path) -> Path:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    # The engine writes the classes it learnt when the process exits (rulelang/verdictstore.py): after this, to
+    # nowhere, rather than into a re-created copy of the directory removed here.
+    os.environ["GPU_EXPERT_NO_CACHE"] = "1"
     shutil.rmtree(_CACHE, ignore_errors=True)

@@ -168,8 +168,10 @@ def test_writing_replaces_a_planted_link_instead_of_following_it(fresh_cache, tm
     assert not (d / "entry").is_symlink() and cachedir.read_entry(d, "entry") == b"new"
 
 
-def test_no_cache_turns_off_every_cache(fresh_cache, monkeypatch):
+def test_no_cache_turns_off_every_cache(fresh_cache, monkeypatch, tmp_path):
     monkeypatch.setenv("GPU_EXPERT_NO_CACHE", "1")
+    # matplotlib keeps its font list under XDG_CACHE_HOME when this test is the first to import it: not ours.
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
     assert cachedir.cache_subdir("data") is None and cachedir.cache_subdir("jinja") is None
     r = run_cli("advise", "--budget", "20000", "--model", "13b", "--format", "html")
     assert r.code == 0, r.err

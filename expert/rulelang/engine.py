@@ -9,6 +9,7 @@ unique ids) before they are asserted; the returned state checked for a swallowed
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import functools
 import itertools
@@ -18,10 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from durable import engine as _durable
-
 from ..core.errors import ExpertError
-from . import facts
+from . import facts, verdictstore
 from .conditions import compared_fields, compared_literals, compared_strings
 from .load import Rule, RuleSet
 from .vocabulary import FACT_FIELDS
@@ -36,11 +35,24 @@ class EngineError(ExpertError):
     pass
 
 
-class _QuietHost(_durable.Host):
-    """A Host without the dispatcher thread that would otherwise race the caller."""
+@functools.lru_cache(maxsize=1)
+def _durable() -> Any:
+    """durable_rules' engine module, imported when the engine is first asked about a class: a process whose
+    classes are all known (verdictstore.py) never loads it."""
+    from durable import engine
 
-    def _run(self) -> None:  # noqa: D401 - overriding durable's thread start
-        return None
+    return engine
+
+
+@functools.lru_cache(maxsize=1)
+def _quiet_host_class() -> type:
+    class _QuietHost(_durable().Host):
+        """A Host without the dispatcher thread that would otherwise race the caller."""
+
+        def _run(self) -> None:  # noqa: D401 - overriding durable's thread start
+            return None
+
+    return _QuietHost
 
 
 class Firing(NamedTuple):
@@ -51,9 +63,7 @@ class Firing(NamedTuple):
 
 
 class _Compiled:
-    def __init__(self, host: _QuietHost, names: dict[str, str], rules: dict[str, list[Rule]],
-                 order: dict[str, int]):
-        self.host = host
+    def __init__(self, names: dict[str, str], rules: dict[str, list[Rule]], order: dict[str, int]):
         self.order = order  # rule id -> its place in the rule set: firings are reported in that order
         self.names = names  # factor -> durable ruleset name
         self.rules = rules
@@ -100,6 +110,8 @@ class _Compiled:
             self.strings[f] = {index[p]: frozenset(lits) for p, lits in strings.items()
                                if p not in exact_strings and FACT_FIELDS[p] is str}
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
+        self.learnt = 0  # classes answered by durable since they were last written (verdictstore.py)
+        self.registered: set[str] = set()  # factors whose ruleset durable has
 
     @functools.cached_property
     def _from_fact(self) -> tuple[Any, dict[str, dict]]:
@@ -462,12 +474,13 @@ class RuleEngine:
     of the request being asserted. One per process (`default_engine()`): C rulesets are never freed."""
 
     def __init__(self) -> None:
-        self.host = _QuietHost()
+        self._host: Any = None
         self._compiled: dict[str, _Compiled] = {}
         self._sids = itertools.count(1)
         # What the actions of the request being asserted append to.
         self._collect: list[Firing] = []
         self._sink_hits: list[int] = []
+        self._persisting = False  # the exit hook writing learnt classes back is registered
 
     def _action(self, rule_id: str):
         collect = self._collect
@@ -496,24 +509,47 @@ class RuleEngine:
         d[SINK] = {"all": [{"m": {"$ex": {"kind": 1}}}], "pri": 60000, "cap": CAP, "run": self._sink_action()}
         return d
 
+    @property
+    def host(self) -> Any:
+        """durable's Host, made (and durable imported) when first needed."""
+        if self._host is None:
+            self._host = _quiet_host_class()()
+        return self._host
+
     def compile(self, ruleset: RuleSet) -> _Compiled:
-        """Register one durable ruleset per factor, once per distinct rule set."""
+        """One durable ruleset per factor, once per distinct rule set; each is registered with durable when the
+        engine first asserts facts into it (_register)."""
         if ruleset.digest in self._compiled:
             return self._compiled[ruleset.digest]
         per_factor = ruleset.by_factor()
-        names: dict[str, str] = {}
-        for factor, rules in per_factor.items():
-            name = f"{factor}-{ruleset.digest}"
-            try:
-                # register_rulesets deletes `run` from what it is given: the definition is built fresh here,
-                # never cached, so nothing of ours is consumed.
-                self.host.register_rulesets({name: self._definition(rules)})
-            except Exception as exc:  # noqa: BLE001 - durable raises bare Exceptions
-                raise EngineError(f"durable_rules refused the {factor} rules: {exc}") from None
-            names[factor] = name
-        compiled = _Compiled(self.host, names, per_factor, {r.id: i for i, r in enumerate(ruleset.rules)})
+        names = {factor: f"{factor}-{ruleset.digest}" for factor in per_factor}
+        compiled = _Compiled(names, per_factor, {r.id: i for i, r in enumerate(ruleset.rules)})
         self._compiled[ruleset.digest] = compiled
+        # What earlier processes learnt of these rules (verdictstore.py): a new process asks durable only about
+        # classes new to it; what it learns is written back when it exits.
+        stored = verdictstore.load(ruleset.digest, {f: {r.id for r in rs} for f, rs in per_factor.items()})
+        for factor, known in stored.items():
+            compiled.verdicts[factor].update(known)
+        if not self._persisting:
+            self._persisting = True
+            atexit.register(self._persist)
         return compiled
+
+    def _register(self, compiled: _Compiled, factor: str) -> None:
+        try:
+            # register_rulesets deletes `run` from what it is given: the definition is built fresh here,
+            # never cached, so nothing of ours is consumed.
+            self.host.register_rulesets({compiled.names[factor]: self._definition(compiled.rules[factor])})
+        except Exception as exc:  # noqa: BLE001 - durable raises bare Exceptions
+            raise EngineError(f"durable_rules refused the {factor} rules: {exc}") from None
+        compiled.registered.add(factor)
+
+    def _persist(self) -> None:
+        """Write back each rule set's classes if this process learnt any (at exit: once, not per request)."""
+        for digest, compiled in list(self._compiled.items()):
+            if compiled.learnt:
+                compiled.learnt = 0
+                verdictstore.save(digest, compiled.verdicts)
 
     def fire(self, ruleset: RuleSet, facts: list[dict[str, Any]], fresh: bool | None = None) -> list[Firing]:
         """Assert the candidate facts into each factor's ruleset; return the firings, in a stable order.
@@ -618,6 +654,7 @@ class RuleEngine:
                 if len(known) + len(new) > CLASS_LIMIT:
                     known.clear()
                 known.update(new)
+                compiled.learnt += len(new)
             got.append(mine)
         order = compiled.order
         out: dict[int, tuple[str, ...]] = {}
@@ -652,6 +689,8 @@ class RuleEngine:
     def _assert(self, compiled: _Compiled, factor: str, name: str, keys: list[str],
                 projections: list[tuple]) -> list[tuple[str, ...]]:
         """Assert one fact per projection in a fresh session; the rule ids that fired for each."""
+        if factor not in compiled.registered:
+            self._register(compiled, factor)
         sid = str(next(self._sids))
         batch = [{"sid": sid, "id": i, "kind": "candidate", **dict(zip(keys, proj, strict=True))}
                  for i, proj in enumerate(projections, start=1)]
@@ -659,18 +698,18 @@ class RuleEngine:
         self._collect.clear()
         self._sink_hits.clear()
         try:
-            state = compiled.host.assert_facts(name, batch)
+            state = self.host.assert_facts(name, batch)
             if isinstance(state, dict) and state.get("exception"):
                 raise EngineError(f"a {factor} rule action failed: {state['exception']}")
             if not self._sink_hits:
                 raise EngineError(f"the {factor} ruleset did not see the candidate facts")
             for f in self._collect:
                 fired[f.fact_id - 1].append(f.rule_id)
-        except _durable.MessageNotHandledException:
+        except _durable().MessageNotHandledException:
             raise EngineError(f"the {factor} ruleset left facts unhandled") from None
         finally:
             self._collect.clear()
-            compiled.host.delete_state(name, sid)
+            self.host.delete_state(name, sid)
         return [tuple(dict.fromkeys(r)) for r in fired]
 
 
