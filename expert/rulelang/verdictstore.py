@@ -15,6 +15,7 @@ loading stays a few milliseconds. GPU_EXPERT_NO_CACHE=1 turns it off; fresh firi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import marshal
@@ -27,6 +28,7 @@ STORE_LIMIT = 3_000  # classes per factor written: about a dozen distinct reques
 _CODE = ("engine.py", "facts.py", "conditions.py", "vocabulary.py", "load.py", "verdictstore.py")
 
 
+@functools.lru_cache(maxsize=16)  # read at compile and again at exit: the files are hashed once
 def entry_name(digest: str) -> str | None:
     """The entry of a rule set: its digest and the code its classes and firings are made by."""
     h = hashlib.sha256(digest.encode())
