@@ -9,7 +9,8 @@ view model read these records; the rule engine's fact is built from them in one 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .catalog import Catalog, Gpu, Precision
 from .core.once import once
@@ -123,6 +124,10 @@ class Candidate:
     min_count: int  # fewest of this GPU that fit at this precision (0: none)
     lightest_precision: str  # the best-quality usual precision that fits these cards ("none")
     nodes: int = 1  # scale-up domains the whole system spans (8-GPU servers, NVL72 racks); >1 needs a fabric
+    # What this configuration's candidates share in every request that differs from this one only in budget (its
+    # estimate, sizing, system economics and renting, kept by _shared_build), or None: the engine keeps the class
+    # items that only those can change by it (rulelang/facts.py PER_BUDGET).
+    basis: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -292,6 +297,9 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
     systems: dict[tuple, Economics] = shared["systems"] if shared else {}
     budgeted: dict[int, Economics] = {}  # this request's copy of each shared Economics, at its budget
+    # A build shared for the first time gives its candidates their basis: a signature seen once (most of a random
+    # mix) keeps no class items it would never read again.
+    again = bool(shared and shared["again"])
 
     decodes = WORKLOADS[req.workload].decodes
 
@@ -365,7 +373,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                     id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
                     rent=rent, sizing=sizing, tier=tier, quality_class=qclass,
                     min_count=min(fitting_counts) if fitting_counts else 0, lightest_precision=lightest,
-                    nodes=nodes))
+                    nodes=nodes, basis=got if again else None))
     return out
 
 
@@ -378,17 +386,19 @@ BUILD_LIMIT = 4
 _UNWORDED = {"budget": 0.0, "model_note": None, "electricity_note": "", "deployment_note": "", "requirement_note": ""}
 
 
-def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> dict[str, dict] | None:
+def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> dict[str, Any] | None:
     if memo.memo_disabled():
         return None
     sig = (id(cat), id(pol), id(req.model), tuple(map(id, pool)), replace(req, **_UNWORDED))
     hit = _BUILDS.get(sig)
     if hit is not None and hit[0] is cat and hit[1] is pol and hit[2] is req.model and all(
             a is b for a, b in zip(hit[3], pool, strict=True)):
+        hit[4]["again"] = True
         return hit[4]
     while len(_BUILDS) >= BUILD_LIMIT:
         del _BUILDS[next(iter(_BUILDS))]
-    shared: dict[str, dict] = {"estimates": {}, "parts": {}, "systems": {}}
+    # "again": a later request shares this build (its candidates then carry their basis, see Candidate.basis).
+    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "again": False}
     _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
     return shared
 

@@ -256,3 +256,53 @@ def test_once_computes_a_derived_figure_on_first_read_and_keeps_it():
     r = Rec()
     assert (r.figure, r.figure, len(calls)) == (42, 42, 1)
     assert Rec.figure.__doc__ == "a derived figure" and Rec().figure == 42 and len(calls) == 2
+
+
+_LADDERS = [dict(model="8b", workload="inference"), dict(model="70b", workload="finetune", tokens="1B"),
+            dict(model="13b", workload="dev"), dict(model="405b", workload="training")]
+_BUDGETS = [3000, 9000, 40_000, 99_000, 101_000, 400_000, 2_000_000, 150_000, 7000, 5_000_000]
+
+
+def _ladder_candidates(cat, monkeypatch) -> list[list]:
+    import expert.candidates as cands
+
+    _fast(monkeypatch)
+    monkeypatch.setattr(cands, "BUILD_LIMIT", 1000)
+    cands._BUILDS.clear()
+    return [cands.build_candidates(cat, build_request(cat, **lad, budget=b)) for lad in _LADDERS for b in _BUDGETS]
+
+
+def test_candidates_sharing_a_basis_differ_only_in_the_per_budget_fields(cat, monkeypatch):
+    # The engine keeps a candidate's class items per basis except those of facts.PER_BUDGET (and the request's own
+    # group): every other field of the fact must then be the same for all candidates of one basis.
+    from expert.rulelang import FACT_FIELDS
+    from expert.rulelang.facts import PER_BUDGET, field_value
+
+    groups: dict[tuple, list] = {}
+    for cands in _ladder_candidates(cat, monkeypatch):
+        for c in cands:
+            if c.basis is not None:
+                groups.setdefault((id(c.basis), c.min_count, c.lightest_precision), []).append(c)
+    shared = [g for g in groups.values() if len(g) > 2]
+    assert len(shared) > 200
+    differ: set[str] = set()
+    for g in shared[::3]:
+        for path in FACT_FIELDS:
+            values = {repr(field_value(cat, c, path)) for c in g}
+            if len(values) > 1:
+                differ.add(path)
+    assert differ <= PER_BUDGET, differ - PER_BUDGET
+    assert {"cost.budget_ratio", "req.budget"} <= differ  # the check sees what a budget changes
+
+
+def test_classes_kept_per_basis_equal_those_of_the_fact(cat, rules, monkeypatch):
+    from expert.rulelang.facts import candidate_fact
+
+    compiled = engine_mod.RuleEngine().compile(rules)
+    kept = compiled.class_of_candidate.__globals__["ST"]
+    n = 0
+    for cands in _ladder_candidates(cat, monkeypatch):
+        for c in cands:
+            assert compiled.class_of_candidate(cat, c) == compiled.class_all(candidate_fact(cat, c)), c.label
+            n += c.basis is not None
+    assert n > 1000 and len(kept) > 500

@@ -258,7 +258,11 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     """Compile `fact -> tuple of every factor's class key` (each equal to that factor's class_of), reading each
     shared group's fields once per group object (kept by identity, the object held so its id is not reused).
     `from_candidate`: `(cat, candidate) -> the same tuple`, each field computed by its fact expression
-    (facts.CANDIDATE_FIELDS, the shared groups by facts.SHARED_GROUPS) instead of read from a built fact."""
+    (facts.CANDIDATE_FIELDS, the shared groups by facts.SHARED_GROUPS) instead of read from a built fact; and
+    for a candidate with a `basis` (the part of its build it shares with the same configuration in requests
+    that differ only in budget, candidates.py), the items that cannot differ between such candidates (every
+    item but those of facts.PER_BUDGET fields and of the request's group) are computed once per basis and kept
+    (STATIC_LIMIT), so a budget ladder's later requests compute only those few."""
     env = _class_env()
     if from_candidate:
         env.update(facts.code_env())
@@ -275,8 +279,10 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     group_lines: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
     group_items: dict[str, list[str]] = {g: [] for g in SHARED_GROUPS}
     main: list[str] = []
-    results: list[str] = []
+    main_by: dict[bool, list[str]] = {True: [], False: []}  # each value's statements, by whether it is static
+    results: list[list[tuple[str, bool]]] = []  # per factor: its items, each with whether it is static
     values: dict[str, str] = {}  # path -> the local holding its value
+    static_value: dict[str, bool] = {}  # local -> whether its value is the same for every candidate of a basis
     for n, f in enumerate(compiled.names):  # the order fire reads the factors in
         rules = compiled.rules[f]
         prefix = f"f{n}_"
@@ -284,7 +290,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
         entries = {i: (lits, litset) for i, lits, litset in compiled.classes[f]}
         pairs = compiled.pairs[f]
         in_pairs = {i for pr in pairs for i in pr}
-        parts = []
+        parts: list[tuple[str, bool]] = []
         paired: dict[int, str] = {}
         for i, k in enumerate(compiled.keys[f]):
             path = by_key[k]
@@ -294,7 +300,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                                             prefix)
                 group_lines[group] += code
                 if item:
-                    parts.append(f"G_{group}[{len(group_items[group])}]")
+                    parts.append((f"G_{group}[{len(group_items[group])}]", group != "req"))
                     group_items[group].append(item)
             else:
                 # Each field's value once for every factor that reads it (normalised as the engine gets it), then
@@ -302,22 +308,27 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                 x = values.get(path)
                 if x is None:
                     x = values[path] = f"x{len(values)}"
-                    main += _value_code(x, access(path), FACT_FIELDS[path] in (str, bool))
+                    code = _value_code(x, access(path), FACT_FIELDS[path] in (str, bool))
+                    main += code
+                    static_value[x] = path not in facts.PER_BUDGET
+                    main_by[static_value[x]] += code
                 lits, litset = entries.get(i, (None, None))
                 if i in in_pairs:
                     paired[i] = x
                 if lits is not None:
                     env[f"{prefix}L{i}"], env[f"{prefix}S{i}"] = lits, litset
-                    parts.append(f"({x} if {x} is None or {x}.__class__ is bool else "
-                                 f"(_bisect({prefix}L{i}, {x}), {x} in {prefix}S{i}))")
+                    parts.append((f"({x} if {x} is None or {x}.__class__ is bool else "
+                                  f"(_bisect({prefix}L{i}, {x}), {x} in {prefix}S{i}))", static_value[x]))
                 elif i in compiled.strings[f]:
                     env[f"{prefix}S{i}"] = compiled.strings[f][i]
-                    parts.append(f"({x} if {x} is None or {x} in {prefix}S{i} else OTHER)")
+                    parts.append((f"({x} if {x} is None or {x} in {prefix}S{i} else OTHER)", static_value[x]))
                 elif i in entries:
-                    parts.append(x)
-        parts += [_pair_item(paired[a], paired[b]) for a, b in pairs]  # both sides of a pair are read in main
-        results.append("(" + "".join(p + ", " for p in parts) + ")")
-    head: list[str] = []
+                    parts.append((x, static_value[x]))
+        # Both sides of a pair are read in main.
+        parts += [(_pair_item(paired[a], paired[b]), static_value[paired[a]] and static_value[paired[b]])
+                  for a, b in pairs]
+        results.append(parts)
+    heads: dict[str, list[str]] = {}
     for g in SHARED_GROUPS:
         if not group_items[g]:
             continue
@@ -330,7 +341,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
             # request), with the group dict, which is built only when that object is new here.
             src, extra = facts.GROUP_SOURCES[g]
             key = f"(id(o), {extra})" if extra else "id(o)"
-            head += [
+            heads[g] = [
                 f"o = {src}",
                 f"h = T_{g}.get({key})",
                 "if h is None or h[0] is not o:",
@@ -342,7 +353,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                 f"h_{g} = h",
             ]
             continue
-        head += [
+        heads[g] = [
             f"d = fact[{g!r}]",
             f"h = T_{g}.get(id(d))",
             "if h is None or h[0] is not d:",
@@ -352,16 +363,53 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
             f"G_{g} = h[1]",
         ]
     env["GROUP_LIMIT"] = GROUP_LIMIT
-    if from_candidate:
-        # The names the field expressions read (c.request, c.estimate ...) and the shared groups' parts, each once.
-        groups_read = [g for g in SHARED_GROUPS if any(f"GD_{g}" in ln for ln in main)]
-        for g in groups_read:
-            # A group field compared with another field is read from the group dict itself.
-            head += [f"GD_{g} = h_{g}[2]" if group_items[g] else f"GD_{g} = {facts.SHARED_GROUPS[g]}"]
-        head = facts.let_lines(main) + head
-    fn = _compile_class(env, head + main, "(" + "".join(r + ", " for r in results) + ")",
-                        "cat, c" if from_candidate else "fact")
-    return fn, tables
+
+    def tuple_of(items: list[str]) -> str:
+        return "(" + "".join(x + ", " for x in items) + ")"
+
+    def result_of(item: Any) -> str:
+        return tuple_of([tuple_of([item(x, st) for x, st in parts]) for parts in results])
+
+    if not from_candidate:
+        head = [ln for g in SHARED_GROUPS for ln in heads.get(g, [])]
+        return _compile_class(env, head + main, result_of(lambda x, st: x), "fact"), tables
+
+    def candidate_head(lines: list[str], groups: list[str]) -> list[str]:
+        # The names the field expressions read (c.request, c.estimate ...) and the shared groups' parts, each once;
+        # a group field compared with another field is read from the group dict itself.
+        read = [g for g in SHARED_GROUPS if any(f"GD_{g}" in ln for ln in lines)]
+        head = [ln for g in SHARED_GROUPS if g in groups or g in read for ln in heads.get(g, [])]
+        head += [f"GD_{g} = h_{g}[2]" if group_items[g] else f"GD_{g} = {facts.SHARED_GROUPS[g]}" for g in read]
+        return facts.let_lines(lines) + head
+
+    used = [g for g in SHARED_GROUPS if group_items[g]]
+    _compile_class(env, candidate_head(main, used) + main, result_of(lambda x, st: x), "cat, c", "class_full")
+    static_items = [x for parts in results for x, st in parts if st]
+    static_groups = [g for g in used if g != "req"]
+    _compile_class(env, candidate_head(main_by[True], static_groups) + main_by[True], tuple_of(static_items),
+                   "cat, c", "class_static")
+    at = iter(range(len(static_items)))
+    fast = result_of(lambda x, st: f"S[{next(at)}]" if st else x)
+    env["ST"], env["STATIC_LIMIT"] = {}, STATIC_LIMIT
+    lines = [
+        "b = c.basis",
+        "if b is None:",
+        "    return class_full(cat, c)",
+        "k = (id(b), c.min_count, c.lightest_precision)",
+        "h = ST.get(k)",
+        "if h is None or h[0] is not b:",
+        "    if len(ST) >= STATIC_LIMIT:",
+        "        ST.clear()",
+        "    h = ST[k] = (b, class_static(cat, c))",
+        "S = h[1]",
+        *candidate_head(main_by[False], ["req"] if "req" in used else []),
+        *main_by[False],
+    ]
+    return _compile_class(env, lines, fast, "cat, c"), tables
+
+
+# Static class items kept per candidate basis (a budget ladder's configurations) before the table is cleared.
+STATIC_LIMIT = 8192
 
 
 def _class_env() -> dict[str, Any]:
@@ -369,11 +417,12 @@ def _class_env() -> dict[str, Any]:
             "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
 
 
-def _compile_class(env: dict[str, Any], lines: list[str], result: str, args: str = "fact"):
+def _compile_class(env: dict[str, Any], lines: list[str], result: str, args: str = "fact",
+                   name: str = "class_of"):
     body = "".join(f"    {ln}\n" for ln in lines)
-    src = f"def class_of({args}):\n" + body + f"    return {result}\n"
-    exec(compile(src, "<rule classes>", "exec"), env)  # noqa: S102 - source built from vocabulary paths only
-    return env["class_of"]
+    src = f"def {name}({args}):\n" + body + f"    return {result}\n"
+    exec(compile(src, f"<rule classes: {name}>", "exec"), env)  # noqa: S102 - source built from vocabulary paths
+    return env[name]
 
 
 def _class_function(spec: list[tuple[int, tuple | None, frozenset | None]], pairs: list[tuple[int, int]],
