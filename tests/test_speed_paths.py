@@ -306,3 +306,39 @@ def test_classes_kept_per_basis_equal_those_of_the_fact(cat, rules, monkeypatch)
             assert compiled.class_of_candidate(cat, c) == compiled.class_all(candidate_fact(cat, c)), c.label
             n += c.basis is not None
     assert n > 1000 and len(kept) > 500
+
+
+def test_verdict_texts_kept_per_basis_equal_their_own_rendering(cat, rules, monkeypatch):
+    # A rule whose text reads nothing a budget changes renders once per basis; each kept text must be the one its
+    # own fact renders, and a rule reading the budget is never kept.
+    from expert.decide import ranking
+    from expert.rulelang.facts import candidate_fact
+
+    assert not ranking._budget_free(rules.by_id["power_cost/over-budget"])
+    assert rules.by_id["power_cost/over-budget"].text_paths >= {"cost.shortfall", "req.budget", "gpu.id"}
+    ranking._TEXTS.clear()
+    engine = engine_mod.default_engine()
+    n = 0
+    for cands in _ladder_candidates(cat, monkeypatch):
+        fired = engine.fire_candidates(rules, cat, cands)
+        for c in cands[::7]:
+            r = ranking.Ranked(c, tuple(rules.by_id[i] for i in fired.get(c.id, ())), lambda x: candidate_fact(cat, x))
+            for v in r.verdicts:
+                assert v.text == v.rule.render(candidate_fact(cat, c)), (v.rule.id, c.label)
+                n += 1
+    assert n > 1000 and len(ranking._TEXTS) > 100
+
+
+def test_firings_kept_by_class_parts_equal_fresh_firing_over_budget_ladders(cat, rules, monkeypatch):
+    # A ladder's later candidates take the firings their class parts had (RuleEngine.fire_candidates): the same as
+    # every fact asserted afresh, request by request.
+    eng = engine_mod.RuleEngine()
+    asked = []
+    real = eng._by_class
+    monkeypatch.setattr(eng, "_by_class", lambda comp, ids, *a: asked.append(len(ids)) or real(comp, ids, *a))
+    total = 0
+    for cands in _ladder_candidates(cat, monkeypatch):
+        assert eng.fire_candidates(rules, cat, cands) == eng.fire_candidates(rules, cat, cands, fresh=True)
+        total += len(cands)
+    assert len(eng.compile(rules).fired) > 500
+    assert sum(asked) < total / 2  # most candidates answered from their kept parts

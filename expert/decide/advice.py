@@ -110,7 +110,7 @@ class Advice:
             "parallelism": c.estimate.parallelism,
             "link": c.link.kind,
             "score": round(r.score, 2),
-            "score_factors": r.factors,
+            "score_factors": dict(r.factors),
             "effective_cost": round(r.effective_cost, 2) if r.effective_cost != float("inf") else None,
             "price_each": round(e.price_each, 2),
             "price_note": e.price_note,

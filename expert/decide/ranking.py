@@ -27,6 +27,7 @@ from ..core.policy import Policy
 from ..core.workloads import WORKLOADS
 from ..rulelang import Rule, RuleSet, get_path
 from ..rulelang.conditions import evaluate
+from ..rulelang.facts import PER_BUDGET
 
 OBJECTIVE = ("the lowest total cost of ownership (whole system sized to the requirement, energy over the years "
              "of ownership), at the best quality tier that meets the requirement within the budget, adjusted by "
@@ -58,7 +59,21 @@ class Verdict:
 
     @property
     def text(self) -> str:
-        return self.rule.render(self.fact)
+        rule, c = self.rule, self.ranked.candidate
+        b = c.basis
+        if b is None or not _budget_free(rule):
+            return rule.render(self.fact)
+        # The same text for every candidate of this basis (a budget ladder's configuration): kept, so a ladder's
+        # later requests render (and build the facts of) only what their budget changes.
+        k = (id(rule), id(b), c.min_count, c.lightest_precision)
+        hit = _TEXTS.get(k)
+        if hit is not None and hit[0] is rule and hit[1] is b:
+            return hit[2]
+        text = rule.render(self.fact)
+        if len(_TEXTS) >= TEXT_LIMIT:
+            _TEXTS.clear()
+        _TEXTS[k] = (rule, b, text)
+        return text
 
     def values(self) -> dict[str, Any]:
         """The fact values this rule's condition read: what a reviewer checks the verdict against."""
@@ -71,6 +86,24 @@ class Verdict:
             **({"weight": a.weight} if a.kind in ("prefer", "penalize") else {}),
             "because": self.text, "values": self.values(), "sources": list(self.rule.sources),
         }
+
+
+# Verdict texts of rules that read nothing a budget changes, per rule and candidate basis (Candidate.basis).
+_TEXTS: dict[tuple, tuple[Rule, tuple, str]] = {}
+TEXT_LIMIT = 20_000
+_FREE: dict[int, tuple[Rule, bool]] = {}
+
+
+def _budget_free(rule: Rule) -> bool:
+    """Its text reads no field of PER_BUDGET, nor a group holding one (the same for every candidate of a basis)."""
+    hit = _FREE.get(id(rule))
+    if hit is None or hit[0] is not rule:
+        free = not any(p == q or q.startswith(p + ".") or p.startswith(q + ".")
+                       for p in rule.text_paths for q in PER_BUDGET)
+        if len(_FREE) >= TEXT_LIMIT:
+            _FREE.clear()
+        hit = _FREE[id(rule)] = (rule, free)
+    return hit[1]
 
 
 def _round(v: Any) -> Any:
@@ -178,8 +211,10 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
         fired_count[rids] = fired_count.get(rids, 0) + 1
         rules, rejecting, factors, prod = m
         tco = c.tco
+        # One factors dict per distinct set of fired rules, shared by its candidates (never written: the view
+        # copies what it shows).
         everything.append(Ranked(c, rules, fact_of, 0.0, tco / prod if tco > 0 and prod > 0 else math.inf,
-                                 dict(factors), rejecting))
+                                 factors, rejecting))
     counts: dict[str, int] = {}
     for rids, times in fired_count.items():
         for rid in rids:
@@ -201,12 +236,14 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
 
     best_tier = min((r.candidate.tier for r in feasible), default=0) if by_tier else 0
     floor: dict[tuple[int, int], float] = {}
+    qualities = {id(r): quality(r.candidate) for r in everything}
     for r in everything:
-        q = quality(r.candidate)
+        q = qualities[id(r)]
         floor[q] = min(floor.get(q, math.inf), r.candidate.tco if r.feasible else math.inf)
     for r in everything:
-        cheapest = floor.get(quality(r.candidate), math.inf)
-        base = cheapest / r.candidate.tco if math.isfinite(cheapest) and r.candidate.tco > 0 else 0.0
+        cheapest = floor.get(qualities[id(r)], math.inf)
+        tco = r.candidate.tco
+        base = cheapest / tco if math.isfinite(cheapest) and tco > 0 else 0.0
         r.score = 100 * base * math.prod(r.factors.values())
 
     # One person at a desk gets the simplest box first: one card rather than a split over two when one fits.
@@ -215,8 +252,8 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
     def key(r: Ranked):
         c = r.candidate
         # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order.
-        return (*quality(c), c.gpus if fewest_first else 0, round(r.effective_cost, 6), c.capex, c.gpus, c.gpu.id,
-                c.precision.id)
+        return (*qualities[id(r)], c.gpus if fewest_first else 0, round(r.effective_cost, 6), c.capex, c.gpus,
+                c.gpu.id, c.precision.id)
 
     ranked = sorted(feasible, key=key)
     rejected = sorted((r for r in everything if not r.feasible), key=lambda r: (r.candidate.capex, key(r)))

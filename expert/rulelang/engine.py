@@ -29,6 +29,7 @@ SINK = "__sink__"
 CAP = 4096  # hand one action call up to this many matches (durable's `cap`): fewer Python round trips
 FRESH_ENV = "GPU_EXPERT_FRESH_FIRING"  # 1: assert every distinct projection, no class cache (audits, tests)
 CLASS_LIMIT = 500_000  # cached classes per factor before the table is cleared (RSS stays flat)
+FIRED_LIMIT = 20_000  # kept firings by class parts (budget ladders) before the table is cleared
 
 
 class EngineError(ExpertError):
@@ -112,6 +113,9 @@ class _Compiled:
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
         self.learnt = 0  # classes answered by durable since they were last written (verdictstore.py)
         self.registered: set[str] = set()  # factors whose ruleset durable has
+        # Rule ids fired per candidate class parts (RuleEngine.fire_candidates), each entry holding the objects
+        # whose identities key it.
+        self.fired: dict[tuple, tuple[Any, Any, tuple[str, ...]]] = {}
 
     @functools.cached_property
     def _from_fact(self) -> tuple[Any, dict[str, dict]]:
@@ -348,7 +352,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                 f"    if len(T_{g}) >= GROUP_LIMIT:",
                 f"        T_{g}.clear()",
                 f"    d = {facts.SHARED_GROUPS[g]}",
-                f"    h = T_{g}[{key}] = (o, part_{g}(d), d)",
+                f"    h = T_{g}[{key}] = (o, {'_intern_req(part_req(d))' if g == 'req' else f'part_{g}(d)'}, d)",
                 f"G_{g} = h[1]",
                 f"h_{g} = h",
             ]
@@ -363,6 +367,19 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
             f"G_{g} = h[1]",
         ]
     env["GROUP_LIMIT"] = GROUP_LIMIT
+
+    def _intern_req(items: tuple) -> tuple:
+        # One object per distinct content of the request group's items (requests of a budget ladder whose budgets
+        # fall in one class share it): the engine's kept firings are keyed by its identity.
+        interned = env["REQ_GROUPS"]
+        got = interned.get(items)
+        if got is None:
+            if len(interned) >= GROUP_LIMIT:
+                interned.clear()
+            got = interned[items] = items
+        return got
+
+    env["_intern_req"] = _intern_req
 
     def tuple_of(items: list[str]) -> str:
         return "(" + "".join(x + ", " for x in items) + ")"
@@ -388,24 +405,38 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     static_groups = [g for g in used if g != "req"]
     _compile_class(env, candidate_head(main_by[True], static_groups) + main_by[True], tuple_of(static_items),
                    "cat, c", "class_static")
+    # For a candidate with a basis: class_parts gives (the basis's kept entry, the request group's items, the
+    # other per-budget items), and assemble builds the class tuple from them, so that the engine can key what a
+    # class fires by those parts (RuleEngine.fire_candidates) without building or hashing the whole tuple.
     at = iter(range(len(static_items)))
-    fast = result_of(lambda x, st: f"S[{next(at)}]" if st else x)
-    env["ST"], env["STATIC_LIMIT"] = {}, STATIC_LIMIT
+    dynamic: list[str] = []
+
+    def assembled(x: str, st: bool) -> str:
+        if st:
+            return f"S[{next(at)}]"
+        if x.startswith("G_req["):
+            return x
+        dynamic.append(x)
+        return f"D[{len(dynamic) - 1}]"
+
+    _compile_class(env, [], result_of(assembled), "S, G_req, D", "assemble")
+    env["ST"], env["STATIC_LIMIT"], env["REQ_GROUPS"] = {}, STATIC_LIMIT, {}
     lines = [
-        "b = c.basis",
-        "if b is None:",
-        "    return class_full(cat, c)",
         "k = (id(b), c.min_count, c.lightest_precision)",
-        "h = ST.get(k)",
-        "if h is None or h[0] is not b:",
+        "hs = ST.get(k)",
+        "if hs is None or hs[0] is not b:",
         "    if len(ST) >= STATIC_LIMIT:",
         "        ST.clear()",
-        "    h = ST[k] = (b, class_static(cat, c))",
-        "S = h[1]",
+        "    hs = ST[k] = (b, class_static(cat, c))",
         *candidate_head(main_by[False], ["req"] if "req" in used else []),
         *main_by[False],
     ]
-    return _compile_class(env, lines, fast, "cat, c"), tables
+    _compile_class(env, lines, f"hs, {'G_req' if 'req' in used else 'None'}, {tuple_of(dynamic)}", "cat, c, b",
+                   "class_parts")
+    fn = _compile_class(env, ["b = c.basis", "if b is None:", "    return class_full(cat, c)",
+                              "h, G, D = class_parts(cat, c, b)"], "assemble(h[1], G, D)", "cat, c")
+    fn.parts, fn.assemble = env["class_parts"], env["assemble"]
+    return fn, tables
 
 
 # Static class items kept per candidate basis (a budget ladder's configurations) before the table is cleared.
@@ -635,8 +666,42 @@ class RuleEngine:
         if fresh:
             return self._fresh(compiled, [fact_of(c) for c in candidates])
         classify = compiled.class_of_candidate
-        classes = self._classes(compiled, candidates, lambda c: classify(cat, c), fact_of)
-        return self._by_class(compiled, ids, candidates, classes, fact_of)
+        parts, assemble, kept = classify.parts, classify.assemble, compiled.fired
+        # A candidate with a basis (a budget ladder's configuration) whose parts (the basis's kept class items,
+        # the request group's, the per-budget ones) were seen gets the rule ids they fired then; the others go
+        # through the classes, and what their parts fired is kept.
+        out: dict[int, tuple[str, ...]] = {}
+        todo: list[Any] = []
+        keys: list[tuple | None] = []
+        classes: list[tuple] = []
+        try:
+            for c in candidates:
+                b = c.basis
+                if b is None:
+                    classes.append(classify(cat, c))
+                    keys.append(None)
+                else:
+                    h, g, d = parts(cat, c, b)
+                    k = (id(h), id(g), d)
+                    hit = kept.get(k)
+                    if hit is not None and hit[0] is h and hit[1] is g:
+                        if hit[2]:
+                            out[c.id] = hit[2]
+                        continue
+                    classes.append(assemble(h[1], g, d))
+                    keys.append((k, h, g))
+                todo.append(c)
+        except _NotFinite:
+            self._classes(compiled, candidates, lambda c: classify(cat, c), fact_of)  # raises, naming the field
+            raise
+        fired = self._by_class(compiled, [c.id for c in todo], todo, classes, fact_of)
+        if len(kept) + len(todo) > FIRED_LIMIT:
+            kept.clear()
+        for c, key in zip(todo, keys, strict=True):
+            if key is not None:
+                kept[key[0]] = (key[1], key[2], fired.get(c.id, ()))
+        out.update(fired)
+        return out
 
     def _start(self, ruleset: RuleSet, ids: list[int], fresh: bool | None) -> tuple[_Compiled, bool]:
         if len(set(ids)) != len(ids):

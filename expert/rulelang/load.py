@@ -225,6 +225,39 @@ class Rule:
         collect_paths(self.when, out)
         return list(dict.fromkeys(out))
 
+    @cached_property
+    def text_paths(self) -> frozenset[str]:
+        """The fact paths its `because` text reads (`gpu.id`, `cost.capex`; a bare name for a whole group or a
+        top-level field): nothing else of the fact can change the rendered text."""
+        from jinja2 import nodes
+
+        out: set[str] = set()
+
+        def chain(n: Any) -> str | None:
+            if isinstance(n, nodes.Name):
+                return n.name
+            if isinstance(n, nodes.Getattr):
+                head = chain(n.node)
+                return None if head is None else f"{head}.{n.attr}"
+            if isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str):
+                head = chain(n.node)
+                return None if head is None else f"{head}.{n.arg.value}"
+            return None
+
+        def walk(n: Any) -> None:
+            path = chain(n) if isinstance(n, (nodes.Getattr, nodes.Getitem)) else None
+            if path is not None:
+                out.add(path)
+                return
+            if isinstance(n, nodes.Name):
+                out.add(n.name)
+                return
+            for child in n.iter_child_nodes():
+                walk(child)
+
+        walk(sandbox().parse(self.because))
+        return frozenset(out)
+
     def render(self, fact: dict[str, Any]) -> str:
         try:
             text = " ".join(self.template.render(**fact).split())
