@@ -76,6 +76,15 @@ class Economics:
     def shortfall(self) -> float:
         return max(0.0, self.capex - self.budget)
 
+    def at_budget(self, budget: float) -> Economics:
+        """The same system's economics for another budget: dataclasses.replace without its per-field checks (a
+        budget ladder copies a hundred per request). The derived figures kept so far (`once`: capex, TCO) do not
+        read the budget, so they are kept too."""
+        other = object.__new__(Economics)
+        other.__dict__.update(self.__dict__)
+        other.__dict__["budget"] = budget
+        return other
+
 
 @dataclass(frozen=True)
 class Rent:
@@ -295,6 +304,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     shared = _shared_build(cat, req, pool, pol)
     estimates: dict[tuple[str, int, str], Estimate] = shared["estimates"] if shared else {}
     parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
+    lighter: dict[tuple[str, int, str], str] = shared["lighter"] if shared else {}  # the lightest that fits instead
     systems: dict[tuple, Economics] = shared["systems"] if shared else {}
     budgeted: dict[int, Economics] = {}  # this request's copy of each shared Economics, at its budget
     # A build shared for the first time gives its candidates their basis: a signature seen once (most of a random
@@ -311,9 +321,10 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     def est_of(g: Gpu, n: int, p: Precision) -> Estimate:
         # Serving fits when the weights and one sequence fit; concurrency is then a matter of sizing.
         key = (g.id, n, p.id)
-        if key not in estimates:
-            estimates[key] = estimate(cat, config(g, n, p, 1 if decodes else req.batch))
-        return estimates[key]
+        got = estimates.get(key)
+        if got is None:
+            got = estimates[key] = estimate(cat, config(g, n, p, 1 if decodes else req.batch))
+        return got
 
     def weighed(g: Gpu, p: Precision) -> bool:
         # fp16 and bf16 have the same size and speed: `auto` weighs fp16 only where bf16 is missing.
@@ -342,7 +353,10 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 if est.fits:
                     lightest = p.id
                 else:
-                    lightest = next((q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
+                    lightest = lighter.get((g.id, n, p.id))
+                    if lightest is None:
+                        lightest = lighter[(g.id, n, p.id)] = next(
+                            (q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
                 got = parts.get((g.id, n, p.id))
                 if got is None:
                     sizing = size(cat, req, est, pol)
@@ -366,7 +380,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 if econ.budget != req.budget:
                     mine = budgeted.get(id(econ))
                     if mine is None:
-                        mine = budgeted[id(econ)] = replace(econ, budget=req.budget)
+                        mine = budgeted[id(econ)] = econ.at_budget(req.budget)
                     econ = mine
                 tier, qclass = quality[p.id]
                 out.append(Candidate(
@@ -398,7 +412,7 @@ def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> d
     while len(_BUILDS) >= BUILD_LIMIT:
         del _BUILDS[next(iter(_BUILDS))]
     # "again": a later request shares this build (its candidates then carry their basis, see Candidate.basis).
-    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "again": False}
+    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "lighter": {}, "again": False}
     _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
     return shared
 

@@ -342,3 +342,18 @@ def test_firings_kept_by_class_parts_equal_fresh_firing_over_budget_ladders(cat,
         total += len(cands)
     assert len(eng.compile(rules).fired) > 500
     assert sum(asked) < total / 2  # most candidates answered from their kept parts
+
+
+def test_economics_at_another_budget_equal_dataclasses_replace(cat):
+    from expert.candidates import build_candidates
+
+    for c in build_candidates(cat, build_request(cat, model="70b", budget=400_000, workload="finetune",
+                                                 tokens="1B"))[::40]:
+        e = c.economics
+        before = e.capex, e.tco  # derived figures kept on the instance: copied, and still right
+        for budget in (1.0, e.capex, 3 * e.capex):
+            other = e.at_budget(budget)
+            assert other == dataclasses.replace(e, budget=budget)
+            assert (other.capex, other.tco, other.budget_ratio, other.shortfall) == (
+                before[0], before[1], before[0] / budget, max(0.0, before[0] - budget))
+            assert e.budget == c.request.budget  # the original is untouched
