@@ -357,3 +357,15 @@ def test_economics_at_another_budget_equal_dataclasses_replace(cat):
             assert (other.capex, other.tco, other.budget_ratio, other.shortfall) == (
                 before[0], before[1], before[0] / budget, max(0.0, before[0] - budget))
             assert e.budget == c.request.budget  # the original is untouched
+
+
+def test_candidates_built_without_init_equal_those_built_by_it(cat):
+    from expert.candidates import Candidate, build_candidates
+
+    names = [f.name for f in dataclasses.fields(Candidate)]
+    cands = build_candidates(cat, build_request(cat, model="13b", budget=20_000))
+    for c in cands[::30]:
+        assert sorted(vars(c)) == sorted(names)  # every field set, nothing else
+        again = Candidate(**{n: getattr(c, n) for n in names})
+        assert again == c and again.basis is c.basis and again.label == c.label
+    assert not hasattr(Candidate, "__post_init__")

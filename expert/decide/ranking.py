@@ -184,13 +184,29 @@ def _capacity(c: Candidate) -> float:
     return float(c.sizing.users_per_replica * c.sizing.replicas)
 
 
+# What each distinct set of fired rules means for the ranking, per rule set (by identity, the rule set held).
+_MEANING: dict[int, tuple[RuleSet, dict]] = {}
+MEANING_LIMIT = 20_000
+
+
+def _meanings(ruleset: RuleSet) -> dict[tuple[str, ...], tuple[tuple[Rule, ...], tuple[Rule, ...], dict[str, float],
+                                                              float]]:
+    hit = _MEANING.get(id(ruleset))
+    if hit is None or hit[0] is not ruleset:
+        if len(_MEANING) >= 8:
+            _MEANING.clear()
+        hit = _MEANING[id(ruleset)] = (ruleset, {})
+    return hit[1]
+
+
 def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[str, ...]], workload: str,
          policy: Policy, fact_of: Callable[[Candidate], dict[str, Any]] | None = None) -> Outcome:
     """`fired`: each candidate's fired rule ids in the rule set's order (RuleEngine.fire_candidates); `fact_of`
     builds a candidate's fact when a verdict on it is explained."""
     # What a set of fired rules means for the ranking (which reject, the soft rules' factor per family) is the
-    # same for every candidate it fired on: worked out once per distinct set.
-    meaning: dict[tuple[str, ...], tuple[tuple[Rule, ...], tuple[Rule, ...], dict[str, float], float]] = {}
+    # same for every candidate it fired on: worked out once per distinct set, and kept across requests per rule
+    # set (a sweep's requests fire the same sets again and again).
+    meaning = _meanings(ruleset)
     fired_count: dict[tuple[str, ...], int] = {}
     everything: list[Ranked] = []
     by_id = ruleset.by_id
@@ -198,6 +214,8 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
         rids = fired.get(c.id, ())
         m = meaning.get(rids)
         if m is None:
+            if len(meaning) >= MEANING_LIMIT:
+                meaning.clear()
             rules = tuple(by_id[rid] for rid in rids)
             factors: dict[str, float] = {}
             for rule in rules:
