@@ -115,6 +115,19 @@ class Sizing:
 NOT_SIZED = Sizing(False, 0, 0, 0.0, 0.0, 0.0, "does not fit in GPU memory")
 
 
+class Basis:
+    """One configuration's row of a build shared by requests that differ only in budget (_shared_build): every
+    field of its candidates' facts but those a budget changes (rulelang/facts.py PER_BUDGET) is the same in all
+    of them. Later stages keep what they derive from those fields in `kept` (the engine's class items and
+    firings, verdict texts), each under a key of its own: it lives, and goes, with the shared build, so a sweep's
+    memory stays bounded by BUILD_LIMIT."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self) -> None:
+        self.kept: dict[Any, Any] = {}
+
+
 @dataclass(frozen=True)
 class Candidate:
     # Immutable: its derived figures (`once`) are computed once each; the fact, the ranking and the
@@ -133,10 +146,9 @@ class Candidate:
     min_count: int  # fewest of this GPU that fit at this precision (0: none)
     lightest_precision: str  # the best-quality usual precision that fits these cards ("none")
     nodes: int = 1  # scale-up domains the whole system spans (8-GPU servers, NVL72 racks); >1 needs a fabric
-    # What this configuration's candidates share in every request that differs from this one only in budget (its
-    # estimate, sizing, system economics and renting, kept by _shared_build), or None: the engine keeps the class
-    # items that only those can change by it (rulelang/facts.py PER_BUDGET).
-    basis: tuple | None = field(default=None, compare=False, repr=False)
+    # What this configuration's candidates share in every request that differs from this one only in budget
+    # (Basis), or None.
+    basis: Basis | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -315,6 +327,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
     lighter: dict[tuple[str, int, str], str] = shared["lighter"] if shared else {}  # the lightest that fits instead
     table: dict[tuple[str, tuple[int, ...]], list[tuple]] = shared["rows"] if shared else {}
+    bases: dict[tuple[str, int, str, int], Basis] = shared["bases"] if shared else {}
     systems: dict[tuple, Economics] = shared["systems"] if shared else {}
     budgeted: dict[int, Economics] = {}  # this request's copy of each shared Economics, at its budget
     # A build shared for the first time gives its candidates their basis: a signature seen once (most of a random
@@ -392,8 +405,13 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                         got = parts[(g.id, n, p.id)] = (est, sizing, econ,
                                                         _rent(cat, req, g, gpus_total, econ, days),
                                                         nodes_spanned(cat, g, gpus_total))
-                    rows.append((n, p, *quality[p.id], min(fitting_counts) if fitting_counts else 0, lightest, got))
-        for n, p, tier, qclass, min_count, lightest, got in rows:
+                    fewest = min(fitting_counts) if fitting_counts else 0
+                    # One basis per configuration and fewest count that fits, whatever the other counts weighed.
+                    basis = bases.get((g.id, n, p.id, fewest))
+                    if basis is None:
+                        basis = bases[(g.id, n, p.id, fewest)] = Basis()
+                    rows.append((n, p, *quality[p.id], fewest, lightest, got, basis))
+        for n, p, tier, qclass, min_count, lightest, got, basis in rows:
             est, sizing, econ, rent, nodes = got
             if econ.budget != req.budget:
                 mine = budgeted.get(id(econ))
@@ -403,7 +421,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
             out.append(_candidate(
                 id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
                 rent=rent, sizing=sizing, tier=tier, quality_class=qclass, min_count=min_count,
-                lightest_precision=lightest, nodes=nodes, basis=got if again else None))
+                lightest_precision=lightest, nodes=nodes, basis=basis if again else None))
     return out
 
 
@@ -428,7 +446,8 @@ def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> d
     while len(_BUILDS) >= BUILD_LIMIT:
         del _BUILDS[next(iter(_BUILDS))]
     # "again": a later request shares this build (its candidates then carry their basis, see Candidate.basis).
-    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "lighter": {}, "rows": {}, "again": False}
+    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "lighter": {}, "rows": {}, "bases": {},
+                              "again": False}
     _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
     return shared
 

@@ -63,16 +63,14 @@ class Verdict:
         b = c.basis
         if b is None or not _budget_free(rule):
             return rule.render(self.fact)
-        # The same text for every candidate of this basis (a budget ladder's configuration): kept, so a ladder's
-        # later requests render (and build the facts of) only what their budget changes.
-        k = (id(rule), id(b), c.min_count, c.lightest_precision)
-        hit = _TEXTS.get(k)
-        if hit is not None and hit[0] is rule and hit[1] is b:
-            return hit[2]
+        # The same text for every candidate of this basis (a budget ladder's configuration): kept in it, so a
+        # ladder's later requests render (and build the facts of) only what their budget changes.
+        k = ("because", id(rule))
+        hit = b.kept.get(k)
+        if hit is not None and hit[0] is rule:
+            return hit[1]
         text = rule.render(self.fact)
-        if len(_TEXTS) >= TEXT_LIMIT:
-            _TEXTS.clear()
-        _TEXTS[k] = (rule, b, text)
+        b.kept[k] = (rule, text)
         return text
 
     def values(self) -> dict[str, Any]:
@@ -88,10 +86,9 @@ class Verdict:
         }
 
 
-# Verdict texts of rules that read nothing a budget changes, per rule and candidate basis (Candidate.basis).
-_TEXTS: dict[tuple, tuple[Rule, tuple, str]] = {}
-TEXT_LIMIT = 20_000
+# Whether a rule's text reads nothing a budget changes (then kept per candidate basis), by rule.
 _FREE: dict[int, tuple[Rule, bool]] = {}
+FREE_LIMIT = 20_000
 
 
 def _budget_free(rule: Rule) -> bool:
@@ -100,7 +97,7 @@ def _budget_free(rule: Rule) -> bool:
     if hit is None or hit[0] is not rule:
         free = not any(p == q or q.startswith(p + ".") or p.startswith(q + ".")
                        for p in rule.text_paths for q in PER_BUDGET)
-        if len(_FREE) >= TEXT_LIMIT:
+        if len(_FREE) >= FREE_LIMIT:
             _FREE.clear()
         hit = _FREE[id(rule)] = (rule, free)
     return hit[1]
@@ -186,7 +183,7 @@ def _capacity(c: Candidate) -> float:
 
 # What each distinct set of fired rules means for the ranking, per rule set (by identity, the rule set held).
 _MEANING: dict[int, tuple[RuleSet, dict]] = {}
-MEANING_LIMIT = 20_000
+MEANING_LIMIT = 4096
 
 
 def _meanings(ruleset: RuleSet) -> dict[tuple[str, ...], tuple[tuple[Rule, ...], tuple[Rule, ...], dict[str, float],

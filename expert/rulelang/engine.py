@@ -29,7 +29,7 @@ SINK = "__sink__"
 CAP = 4096  # hand one action call up to this many matches (durable's `cap`): fewer Python round trips
 FRESH_ENV = "GPU_EXPERT_FRESH_FIRING"  # 1: assert every distinct projection, no class cache (audits, tests)
 CLASS_LIMIT = 500_000  # cached classes per factor before the table is cleared (RSS stays flat)
-FIRED_LIMIT = 20_000  # kept firings by class parts (budget ladders) before the table is cleared
+FIRED_LIMIT = 64  # firings kept in one candidate basis (one per class of the budget seen) before they are cleared
 
 
 class EngineError(ExpertError):
@@ -113,9 +113,6 @@ class _Compiled:
         self.verdicts: dict[str, dict[tuple, tuple[str, ...]]] = {f: {} for f in rules}
         self.learnt = 0  # classes answered by durable since they were last written (verdictstore.py)
         self.registered: set[str] = set()  # factors whose ruleset durable has
-        # Rule ids fired per candidate class parts (RuleEngine.fire_candidates), each entry holding the objects
-        # whose identities key it.
-        self.fired: dict[tuple, tuple[Any, Any, tuple[str, ...]]] = {}
 
     @functools.cached_property
     def _from_fact(self) -> tuple[Any, dict[str, dict]]:
@@ -263,10 +260,10 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     shared group's fields once per group object (kept by identity, the object held so its id is not reused).
     `from_candidate`: `(cat, candidate) -> the same tuple`, each field computed by its fact expression
     (facts.CANDIDATE_FIELDS, the shared groups by facts.SHARED_GROUPS) instead of read from a built fact; and
-    for a candidate with a `basis` (the part of its build it shares with the same configuration in requests
-    that differ only in budget, candidates.py), the items that cannot differ between such candidates (every
-    item but those of facts.PER_BUDGET fields and of the request's group) are computed once per basis and kept
-    (STATIC_LIMIT), so a budget ladder's later requests compute only those few."""
+    for a candidate with a `basis` (candidates.Basis: what it shares with the same configuration in requests
+    that differ only in budget), the items that cannot differ between such candidates (every item but those of
+    facts.PER_BUDGET fields and of the request's group) are computed once per basis and kept in it, so a budget
+    ladder's later requests compute only those few."""
     env = _class_env()
     if from_candidate:
         env.update(facts.code_env())
@@ -420,27 +417,23 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
         return f"D[{len(dynamic) - 1}]"
 
     _compile_class(env, [], result_of(assembled), "S, G_req, D", "assemble")
-    env["ST"], env["STATIC_LIMIT"], env["REQ_GROUPS"] = {}, STATIC_LIMIT, {}
+    # Kept in the basis under this function's own key (a basis outlives no rule set it was classed for: the key
+    # is held in the entry, so another compiled rule set's key is never mistaken for it).
+    env["KEY"], env["REQ_GROUPS"] = object(), {}
     lines = [
-        "k = (id(b), c.min_count, c.lightest_precision)",
-        "hs = ST.get(k)",
-        "if hs is None or hs[0] is not b:",
-        "    if len(ST) >= STATIC_LIMIT:",
-        "        ST.clear()",
-        "    hs = ST[k] = (b, class_static(cat, c))",
+        "kept = b.kept",
+        "hs = kept.get(KEY)",
+        "if hs is None:",
+        "    hs = kept[KEY] = (class_static(cat, c), {})",
         *candidate_head(main_by[False], ["req"] if "req" in used else []),
         *main_by[False],
     ]
     _compile_class(env, lines, f"hs, {'G_req' if 'req' in used else 'None'}, {tuple_of(dynamic)}", "cat, c, b",
                    "class_parts")
     fn = _compile_class(env, ["b = c.basis", "if b is None:", "    return class_full(cat, c)",
-                              "h, G, D = class_parts(cat, c, b)"], "assemble(h[1], G, D)", "cat, c")
+                              "h, G, D = class_parts(cat, c, b)"], "assemble(h[0], G, D)", "cat, c")
     fn.parts, fn.assemble = env["class_parts"], env["assemble"]
     return fn, tables
-
-
-# Static class items kept per candidate basis (a budget ladder's configurations) before the table is cleared.
-STATIC_LIMIT = 8192
 
 
 def _class_env() -> dict[str, Any]:
@@ -666,10 +659,10 @@ class RuleEngine:
         if fresh:
             return self._fresh(compiled, [fact_of(c) for c in candidates])
         classify = compiled.class_of_candidate
-        parts, assemble, kept = classify.parts, classify.assemble, compiled.fired
-        # A candidate with a basis (a budget ladder's configuration) whose parts (the basis's kept class items,
-        # the request group's, the per-budget ones) were seen gets the rule ids they fired then; the others go
-        # through the classes, and what their parts fired is kept.
+        parts, assemble = classify.parts, classify.assemble
+        # A candidate with a basis (a budget ladder's configuration) whose other class parts (the request group's
+        # items, the per-budget ones) were seen with that basis gets the rule ids they fired then, kept in the
+        # basis; the others go through their classes.
         out: dict[int, tuple[str, ...]] = {}
         todo: list[Any] = []
         keys: list[tuple | None] = []
@@ -682,24 +675,25 @@ class RuleEngine:
                     keys.append(None)
                 else:
                     h, g, d = parts(cat, c, b)
-                    k = (id(h), id(g), d)
-                    hit = kept.get(k)
-                    if hit is not None and hit[0] is h and hit[1] is g:
-                        if hit[2]:
-                            out[c.id] = hit[2]
+                    k = (id(g), d)
+                    hit = h[1].get(k)
+                    if hit is not None and hit[0] is g:
+                        if hit[1]:
+                            out[c.id] = hit[1]
                         continue
-                    classes.append(assemble(h[1], g, d))
-                    keys.append((k, h, g))
+                    classes.append(assemble(h[0], g, d))
+                    keys.append((h[1], k, g))
                 todo.append(c)
         except _NotFinite:
             self._classes(compiled, candidates, lambda c: classify(cat, c), fact_of)  # raises, naming the field
             raise
         fired = self._by_class(compiled, [c.id for c in todo], todo, classes, fact_of)
-        if len(kept) + len(todo) > FIRED_LIMIT:
-            kept.clear()
         for c, key in zip(todo, keys, strict=True):
             if key is not None:
-                kept[key[0]] = (key[1], key[2], fired.get(c.id, ()))
+                kept, k, g = key
+                if len(kept) >= FIRED_LIMIT:
+                    kept.clear()
+                kept[k] = (g, fired.get(c.id, ()))
         out.update(fired)
         return out
 
