@@ -206,6 +206,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
     meaning = _meanings(ruleset)
     fired_count: dict[tuple[str, ...], int] = {}
     everything: list[Ranked] = []
+    prods: list[float] = []  # each candidate's product of its (rounded) rule factors: its score's multiplier
     by_id = ruleset.by_id
     for c in candidates:
         rids = fired.get(c.id, ())
@@ -221,20 +222,21 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
                     factors[rule.factor] = factors.get(rule.factor, 1.0) * (1 + a.weight)
                 elif a.kind == "penalize":
                     factors[rule.factor] = factors.get(rule.factor, 1.0) * (1 - a.weight)
-            m = meaning[rids] = (rules, tuple(r for r in rules if r.action.kind == "reject"),
-                                 {k: round(val, 4) for k, val in sorted(factors.items())}, math.prod(factors.values()))
+            shown = {k: round(val, 4) for k, val in sorted(factors.items())}
+            m = meaning[rids] = (rules, tuple(r for r in rules if r.action.kind == "reject"), shown,
+                                 math.prod(factors.values()), math.prod(shown.values()))
         fired_count[rids] = fired_count.get(rids, 0) + 1
-        rules, rejecting, factors, prod = m
+        rules, rejecting, factors, prod, shown_prod = m
         tco = c.tco
         # One factors dict per distinct set of fired rules, shared by its candidates (never written: the view
         # copies what it shows).
         everything.append(Ranked(c, rules, fact_of, 0.0, tco / prod if tco > 0 and prod > 0 else math.inf,
                                  factors, rejecting))
+        prods.append(shown_prod)
     counts: dict[str, int] = {}
     for rids, times in fired_count.items():
         for rid in rids:
             counts[rid] = counts.get(rid, 0) + times
-    feasible = [r for r in everything if r.feasible]
     tiers = policy.tiers
     # Development boxes and serving trade quality only when they must; training precisions are one tier.
     by_tier = WORKLOADS[workload].decodes
@@ -249,29 +251,40 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
         # end of the speed range.
         return (c.quality_class if trains else 0, int(margin and c.late_at_slow_end))
 
-    best_tier = min((r.candidate.tier for r in feasible), default=0) if by_tier else 0
+    # Per candidate, in lists parallel to `everything` (a request ranks hundreds): its quality, then the cheapest
+    # feasible TCO of each quality (the score's 100).
+    quals = [quality(r.candidate) for r in everything]
     floor: dict[tuple[int, int], float] = {}
-    qualities = {id(r): quality(r.candidate) for r in everything}
-    for r in everything:
-        q = qualities[id(r)]
-        floor[q] = min(floor.get(q, math.inf), r.candidate.tco if r.feasible else math.inf)
-    for r in everything:
-        cheapest = floor.get(qualities[id(r)], math.inf)
+    fidx: list[int] = []
+    ridx: list[int] = []
+    for i, (r, q) in enumerate(zip(everything, quals, strict=True)):
+        if r.rejecting:
+            ridx.append(i)
+            if q not in floor:
+                floor[q] = math.inf
+        else:
+            fidx.append(i)
+            t = r.candidate.tco
+            floor[q] = min(floor.get(q, math.inf), t)
+    for r, q, prod in zip(everything, quals, prods, strict=True):
+        cheapest = floor[q]
         tco = r.candidate.tco
         base = cheapest / tco if math.isfinite(cheapest) and tco > 0 else 0.0
-        r.score = 100 * base * math.prod(r.factors.values())
+        r.score = 100 * base * prod
+    best_tier = min((everything[i].candidate.tier for i in fidx), default=0) if by_tier else 0
 
     # One person at a desk gets the simplest box first: one card rather than a split over two when one fits.
     fewest_first = WORKLOADS[workload].interactive
-
-    def key(r: Ranked):
+    # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order. The
+    # rejected are listed cheapest first, each price's in the same order.
+    keys = []
+    for r, q in zip(everything, quals, strict=True):
         c = r.candidate
-        # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order.
-        return (*qualities[id(r)], c.gpus if fewest_first else 0, round(r.effective_cost, 6), c.capex, c.gpus,
-                c.gpu.id, c.precision.id)
-
-    ranked = sorted(feasible, key=key)
-    rejected = sorted((r for r in everything if not r.feasible), key=lambda r: (r.candidate.capex, key(r)))
+        keys.append((*q, c.gpus if fewest_first else 0, round(r.effective_cost, 6), c.capex, c.gpus, c.gpu.id,
+                     c.precision.id))
+    ranked = [everything[i] for i in sorted(fidx, key=keys.__getitem__)]
+    rkeys = {i: (everything[i].candidate.capex, keys[i]) for i in ridx}
+    rejected = [everything[i] for i in sorted(ridx, key=rkeys.__getitem__)]
     pick = ranked[0] if ranked else None
     tier_name = tiers[min(best_tier, len(tiers) - 1)].name if pick else ""
     tier_note = ""
@@ -283,8 +296,8 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
         tier_note = ("nothing within the budget meets the deadline at the slow end of the speed range, so the pick "
                      "meets it at the expected speed only")
     options = _options(ranked, pick)
-    over = [r for r in rejected if r.budget_only]
-    cheapest_over = min(over, key=lambda r: (r.candidate.capex, key(r))) if (not ranked and over) else None
+    # The cheapest (in the rejected's order) of those rejected only for money, when nothing is feasible.
+    cheapest_over = None if ranked else next((r for r in rejected if r.budget_only), None)
     misses = _nearest_misses(rejected, pick)
     return Outcome(OBJECTIVE, ranked, rejected, pick, options, tier_name, tier_note, misses, cheapest_over,
                    dict(sorted(counts.items())))
