@@ -242,14 +242,18 @@ class Advice:
         groups: dict[str, dict[str, Any]] = {}
         shown: dict[str, set[str]] = {}
         for r in o.rejected:
+            gid = r.candidate.gpu.id
             for rule in r.rejecting:
-                g = groups.setdefault(rule.id, {"rule": rule.id, "title": rule.title, "factor": rule.factor,
-                                                "count": 0, "gpus": [], "examples": []})
+                g = groups.get(rule.id)
+                if g is None:  # (not setdefault: that builds the group's dict for each of hundreds of candidates)
+                    g = groups[rule.id] = {"rule": rule.id, "title": rule.title, "factor": rule.factor, "count": 0,
+                                           "gpus": [], "examples": []}
+                    shown[rule.id] = set()
                 g["count"] += 1
-                gpus = shown.setdefault(rule.id, set())
-                if r.candidate.gpu.id not in gpus:
-                    gpus.add(r.candidate.gpu.id)
-                    g["gpus"].append(r.candidate.gpu.id)
+                gpus = shown[rule.id]
+                if gid not in gpus:
+                    gpus.add(gid)
+                    g["gpus"].append(gid)
                     # One example per GPU, so the group shows the spread of what the rule removed.
                     if len(g["examples"]) < TOP_REJECTED_EXAMPLES:
                         g["examples"].append({"label": r.candidate.label, "because": Verdict(rule, r).text})
@@ -307,7 +311,7 @@ class Advice:
         hold" a 70B fine-tune that PCIe and host memory rule out is no advice); any other suggestion once per
         rule, the pick's wording first."""
         o = self.outcome
-        rejected = {(r.candidate.gpu.id, r.candidate.count, r.candidate.precision.id) for r in o.rejected}
+        rejected: set[tuple[str, int, str]] | None = None  # the rejected configurations, when a suggestion points
         pick = o.pick or o.cheapest_over_budget
         # Per key, the verdicts at the lowest (not the pick, capex); their texts are rendered only for those (a
         # template render per suggest verdict of every candidate was a sixth of a sweep's request): the text
@@ -325,6 +329,9 @@ class Advice:
                     # a suggestion fired on: only the winners' texts are rendered, below).
                     target = (c.gpu.id, field_value(self.catalog, c, pt["count"]) if "count" in pt else c.count,
                               field_value(self.catalog, c, pt["precision"]) if "precision" in pt else c.precision.id)
+                    if rejected is None:
+                        rejected = {(x.candidate.gpu.id, x.candidate.count, x.candidate.precision.id)
+                                    for x in o.rejected}
                     if target in rejected:
                         continue
                     key: tuple[str, ...] = (v.rule.id, c.gpu.id)
