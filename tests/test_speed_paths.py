@@ -376,3 +376,21 @@ def test_candidates_built_without_init_equal_those_built_by_it(cat):
         again = Candidate(**{n: getattr(c, n) for n in names})
         assert again == c and again.basis is c.basis and again.label == c.label
     assert not hasattr(Candidate, "__post_init__")
+
+
+def test_the_basis_path_is_compiled_only_when_a_candidate_has_a_basis(cat, rules, monkeypatch):
+    # A one-off request (no shared build yet) compiles only the plain class function: cold start pays nothing
+    # for the budget-ladder path.
+    import expert.candidates as cands
+
+    eng = engine_mod.RuleEngine()
+    classify = eng.compile(rules).class_of_candidate
+    _fast(monkeypatch)
+    cands._BUILDS.clear()
+    first = cands.build_candidates(cat, build_request(cat, model="13b", budget=20_000))
+    assert all(c.basis is None for c in first)
+    eng.fire_candidates(rules, cat, first)
+    assert "assemble" not in classify.__globals__
+    later = cands.build_candidates(cat, build_request(cat, model="13b", budget=21_000))
+    assert eng.fire_candidates(rules, cat, later) == eng.fire_candidates(rules, cat, later, fresh=True)
+    assert "assemble" in classify.__globals__

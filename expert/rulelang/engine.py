@@ -398,41 +398,50 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
 
     used = [g for g in SHARED_GROUPS if group_items[g]]
     _compile_class(env, candidate_head(main, used) + main, result_of(lambda x, st: x), "cat, c", "class_full")
-    static_items = [x for parts in results for x, st in parts if st]
-    static_groups = [g for g in used if g != "req"]
-    _compile_class(env, candidate_head(main_by[True], static_groups) + main_by[True], tuple_of(static_items),
-                   "cat, c", "class_static")
     # For a candidate with a basis: class_parts gives (the basis's kept entry, the request group's items, the
     # other per-budget items), and assemble builds the class tuple from them, so that the engine can key what a
     # class fires by those parts (RuleEngine.fire_candidates) without building or hashing the whole tuple.
-    at = iter(range(len(static_items)))
-    dynamic: list[str] = []
-
-    def assembled(x: str, st: bool) -> str:
-        if st:
-            return f"S[{next(at)}]"
-        if x.startswith("G_req["):
-            return x
-        dynamic.append(x)
-        return f"D[{len(dynamic) - 1}]"
-
-    _compile_class(env, [], result_of(assembled), "S, G_req, D", "assemble")
-    # Kept in the basis under this function's own key (a basis outlives no rule set it was classed for: the key
-    # is held in the entry, so another compiled rule set's key is never mistaken for it).
+    # Compiled when a candidate with a basis first comes (a one-off `expert advise` has none: no compile for it).
+    static_items = [x for parts in results for x, st in parts if st]
     env["KEY"], env["REQ_GROUPS"] = object(), {}
-    lines = [
-        "kept = b.kept",
-        "hs = kept.get(KEY)",
-        "if hs is None:",
-        "    hs = kept[KEY] = (class_static(cat, c), {})",
-        *candidate_head(main_by[False], ["req"] if "req" in used else []),
-        *main_by[False],
-    ]
-    _compile_class(env, lines, f"hs, {'G_req' if 'req' in used else 'None'}, {tuple_of(dynamic)}", "cat, c, b",
-                   "class_parts")
+
+    def fast() -> tuple[Any, Any]:
+        if "assemble" not in env:
+            static_groups = [g for g in used if g != "req"]
+            _compile_class(env, candidate_head(main_by[True], static_groups) + main_by[True],
+                           tuple_of(static_items), "cat, c", "class_static")
+            at = iter(range(len(static_items)))
+            dynamic: list[str] = []
+
+            def assembled(x: str, st: bool) -> str:
+                if st:
+                    return f"S[{next(at)}]"
+                if x.startswith("G_req["):
+                    return x
+                dynamic.append(x)
+                return f"D[{len(dynamic) - 1}]"
+
+            assemble_src = result_of(assembled)
+            # Kept in the basis under this function's own key (held in the entry's place, so another compiled rule
+            # set's key is never mistaken for it).
+            lines = [
+                "kept = b.kept",
+                "hs = kept.get(KEY)",
+                "if hs is None:",
+                "    hs = kept[KEY] = (class_static(cat, c), {})",
+                *candidate_head(main_by[False], ["req"] if "req" in used else []),
+                *main_by[False],
+            ]
+            _compile_class(env, lines, f"hs, {'G_req' if 'req' in used else 'None'}, {tuple_of(dynamic)}",
+                           "cat, c, b", "class_parts")
+            _compile_class(env, [], assemble_src, "S, G_req, D", "assemble")
+        return env["class_parts"], env["assemble"]
+
+    env["_fast"] = fast
     fn = _compile_class(env, ["b = c.basis", "if b is None:", "    return class_full(cat, c)",
-                              "h, G, D = class_parts(cat, c, b)"], "assemble(h[0], G, D)", "cat, c")
-    fn.parts, fn.assemble = env["class_parts"], env["assemble"]
+                              "class_parts, assemble = _fast()", "h, G, D = class_parts(cat, c, b)"],
+                        "assemble(h[0], G, D)", "cat, c")
+    fn.fast = fast
     return fn, tables
 
 
@@ -659,7 +668,7 @@ class RuleEngine:
         if fresh:
             return self._fresh(compiled, [fact_of(c) for c in candidates])
         classify = compiled.class_of_candidate
-        parts, assemble = classify.parts, classify.assemble
+        parts = assemble = None
         # A candidate with a basis (a budget ladder's configuration) whose other class parts (the request group's
         # items, the per-budget ones) were seen with that basis gets the rule ids they fired then, kept in the
         # basis; the others go through their classes.
@@ -674,6 +683,8 @@ class RuleEngine:
                     classes.append(classify(cat, c))
                     keys.append(None)
                 else:
+                    if parts is None:
+                        parts, assemble = classify.fast()
                     h, g, d = parts(cat, c, b)
                     k = (id(g), d)
                     hit = h[1].get(k)
