@@ -117,7 +117,7 @@ NOT_SIZED = Sizing(False, 0, 0, 0.0, 0.0, 0.0, "does not fit in GPU memory")
 
 class Basis:
     """One configuration's row of a build shared by requests that differ only in budget (_shared_build): every
-    field of its candidates' facts but those a budget changes (rulelang/facts.py PER_BUDGET) is the same in all
+    field of its candidates' facts but those a budget changes (rulelang/vocabulary.py PER_BUDGET) is the same in all
     of them. Later stages keep what they derive from those fields in `kept` (the engine's class items and
     firings, verdict texts), each under a key of its own: it lives, and goes, with the shared build, so a sweep's
     memory stays bounded by BUILD_LIMIT."""
@@ -325,7 +325,6 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     shared = _shared_build(cat, req, pool, pol)
     estimates: dict[tuple[str, int, str], Estimate] = shared["estimates"] if shared else {}
     parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
-    lighter: dict[tuple[str, int, str], str] = shared["lighter"] if shared else {}  # the lightest that fits instead
     table: dict[tuple[str, tuple[int, ...]], list[tuple]] = shared["rows"] if shared else {}
     bases: dict[tuple[str, int, str, int], Basis] = shared["bases"] if shared else {}
     systems: dict[tuple, Economics] = shared["systems"] if shared else {}
@@ -381,10 +380,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                     if est.fits:
                         lightest = p.id
                     else:
-                        lightest = lighter.get((g.id, n, p.id))
-                        if lightest is None:
-                            lightest = lighter[(g.id, n, p.id)] = next(
-                                (q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
+                        lightest = next((q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
                     got = parts.get((g.id, n, p.id))
                     if got is None:
                         sizing = size(cat, req, est, pol)
@@ -446,8 +442,7 @@ def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> d
     while len(_BUILDS) >= BUILD_LIMIT:
         del _BUILDS[next(iter(_BUILDS))]
     # "again": a later request shares this build (its candidates then carry their basis, see Candidate.basis).
-    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "lighter": {}, "rows": {}, "bases": {},
-                              "again": False}
+    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "rows": {}, "bases": {}, "again": False}
     _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
     return shared
 

@@ -273,10 +273,11 @@ def _ladder_candidates(cat, monkeypatch) -> list[list]:
 
 
 def test_candidates_sharing_a_basis_differ_only_in_the_per_budget_fields(cat, monkeypatch):
-    # The engine keeps a candidate's class items per basis except those of facts.PER_BUDGET (and the request's own
+    # The engine keeps a candidate's class items per basis except those of vocabulary.PER_BUDGET (and the request's own
     # group): every other field of the fact must then be the same for all candidates of one basis.
     from expert.rulelang import FACT_FIELDS
-    from expert.rulelang.facts import PER_BUDGET, field_value
+    from expert.rulelang.facts import field_value
+    from expert.rulelang.vocabulary import PER_BUDGET
 
     groups: dict[tuple, list] = {}
     for cands in _ladder_candidates(cat, monkeypatch):
@@ -316,7 +317,7 @@ def test_verdict_texts_kept_per_basis_equal_their_own_rendering(cat, rules, monk
     from expert.decide import ranking
     from expert.rulelang.facts import candidate_fact
 
-    assert not ranking._budget_free(rules.by_id["power_cost/over-budget"])
+    assert not rules.by_id["power_cost/over-budget"].budget_free
     assert rules.by_id["power_cost/over-budget"].text_paths >= {"cost.shortfall", "req.budget", "gpu.id"}
     engine = engine_mod.default_engine()
     n = 0

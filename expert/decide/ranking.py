@@ -27,7 +27,6 @@ from ..core.policy import Policy
 from ..core.workloads import WORKLOADS
 from ..rulelang import Rule, RuleSet, get_path
 from ..rulelang.conditions import evaluate
-from ..rulelang.facts import PER_BUDGET
 
 OBJECTIVE = ("the lowest total cost of ownership (whole system sized to the requirement, energy over the years "
              "of ownership), at the best quality tier that meets the requirement within the budget, adjusted by "
@@ -61,7 +60,7 @@ class Verdict:
     def text(self) -> str:
         rule, c = self.rule, self.ranked.candidate
         b = c.basis
-        if b is None or not _budget_free(rule):
+        if b is None or not rule.budget_free:
             return rule.render(self.fact)
         # The same text for every candidate of this basis (a budget ladder's configuration): kept in it, so a
         # ladder's later requests render (and build the facts of) only what their budget changes.
@@ -84,23 +83,6 @@ class Verdict:
             **({"weight": a.weight} if a.kind in ("prefer", "penalize") else {}),
             "because": self.text, "values": self.values(), "sources": list(self.rule.sources),
         }
-
-
-# Whether a rule's text reads nothing a budget changes (then kept per candidate basis), by rule.
-_FREE: dict[int, tuple[Rule, bool]] = {}
-FREE_LIMIT = 20_000
-
-
-def _budget_free(rule: Rule) -> bool:
-    """Its text reads no field of PER_BUDGET, nor a group holding one (the same for every candidate of a basis)."""
-    hit = _FREE.get(id(rule))
-    if hit is None or hit[0] is not rule:
-        free = not any(p == q or q.startswith(p + ".") or p.startswith(q + ".")
-                       for p in rule.text_paths for q in PER_BUDGET)
-        if len(_FREE) >= FREE_LIMIT:
-            _FREE.clear()
-        hit = _FREE[id(rule)] = (rule, free)
-    return hit[1]
 
 
 def _round(v: Any) -> Any:

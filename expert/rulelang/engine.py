@@ -23,7 +23,7 @@ from ..core.errors import ExpertError
 from . import facts, verdictstore
 from .conditions import compared_fields, compared_literals, compared_strings
 from .load import Rule, RuleSet
-from .vocabulary import FACT_FIELDS
+from .vocabulary import FACT_FIELDS, PER_BUDGET
 
 SINK = "__sink__"
 CAP = 4096  # hand one action call up to this many matches (durable's `cap`): fewer Python round trips
@@ -262,7 +262,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     (facts.CANDIDATE_FIELDS, the shared groups by facts.SHARED_GROUPS) instead of read from a built fact; and
     for a candidate with a `basis` (candidates.Basis: what it shares with the same configuration in requests
     that differ only in budget), the items that cannot differ between such candidates (every item but those of
-    facts.PER_BUDGET fields and of the request's group) are computed once per basis and kept in it, so a budget
+    vocabulary.PER_BUDGET fields and of the request's group) are computed once per basis and kept in it, so a budget
     ladder's later requests compute only those few."""
     env = _class_env()
     if from_candidate:
@@ -311,7 +311,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                     x = values[path] = f"x{len(values)}"
                     code = _value_code(x, access(path), FACT_FIELDS[path] in (str, bool))
                     main += code
-                    static_value[x] = path not in facts.PER_BUDGET
+                    static_value[x] = path not in PER_BUDGET
                     main_by[static_value[x]] += code
                 lits, litset = entries.get(i, (None, None))
                 if i in in_pairs:

@@ -120,12 +120,6 @@ CANDIDATE_FIELDS: dict[str, str] = {
 }
 
 
-# The fields that may differ between two candidates of one configuration in requests that differ only in budget
-# (what candidates.py shares between such requests, a candidate's `basis`, fixes every other field): the engine's
-# class function computes these per candidate and keeps the rest per basis. tests/test_speed_paths.py checks
-# every field of the fact over budget ladders.
-PER_BUDGET = frozenset({"id", "cost.budget_ratio", "cost.shortfall", "req.budget"})
-
 def _gpu_part(g: Any) -> dict[str, Any]:
     return _once(g, lambda: {
         "id": g.id, "vendor": g.vendor, "segment": g.segment, "architecture": g.architecture,

@@ -23,7 +23,7 @@ from ..core.paths import data_dir
 from ..core.schema import BASIS_KINDS, BASIS_PATTERN, Field, opt, validate
 from ..core.yamlio import LineDict, load_yaml_bytes, plain, read_data_file
 from .conditions import check_condition, collect_paths, compile_condition, leaves, threshold_paths
-from .vocabulary import sample_fact
+from .vocabulary import PER_BUDGET, sample_fact
 
 FACTORS = ("model_size", "precision", "power_cost", "ecosystem", "scalability", "workload")
 ACTIONS = ("reject", "warn", "prefer", "penalize", "suggest")
@@ -257,6 +257,13 @@ class Rule:
 
         walk(sandbox().parse(self.because))
         return frozenset(out)
+
+    @cached_property
+    def budget_free(self) -> bool:
+        """Its text reads no field of PER_BUDGET, nor a group holding one: the same text for every candidate of a
+        budget ladder's configuration (candidates.Basis)."""
+        return not any(p == q or q.startswith(p + ".") or p.startswith(q + ".")
+                       for p in self.text_paths for q in PER_BUDGET)
 
     def render(self, fact: dict[str, Any]) -> str:
         try:

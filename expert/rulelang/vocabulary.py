@@ -73,3 +73,10 @@ def sample_fact() -> dict[str, Any]:
             cur = cur.setdefault(p, {})
         cur[parts[-1]] = defaults[typ if isinstance(typ, type) else typ[0]]
     return fact
+
+
+# The fields that may differ between two candidates of one configuration in requests that differ only in budget
+# (what candidates.py shares between such requests, a candidate's `basis`, fixes every other field): the engine's
+# class function computes these per candidate and keeps the rest per basis. tests/test_speed_paths.py checks
+# every field of the fact over budget ladders.
+PER_BUDGET = frozenset({"id", "cost.budget_ratio", "cost.shortfall", "req.budget"})
