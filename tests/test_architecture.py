@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parent.parent / "expert"
 # request -> facts -> estimator -> engine -> ranking -> rendering, plus the plumbing before and the
 # commands after. A module may import its own stage and earlier ones, never a later one.
 STAGES = ["core", "resources", "catalog", "request", "estimate", "candidates", "rulelang", "store", "decide",
-          "render", "governance", "cli", "__init__", "__main__"]
+          "render", "governance", "cli", "entry", "__init__", "__main__"]
 
 
 def _module_name(path: Path) -> str:

@@ -395,3 +395,26 @@ def test_the_basis_path_is_compiled_only_when_a_candidate_has_a_basis(cat, rules
     later = cands.build_candidates(cat, build_request(cat, model="13b", budget=21_000))
     assert eng.fire_candidates(rules, cat, later) == eng.fire_candidates(rules, cat, later, fresh=True)
     assert "assemble" in classify.__globals__
+
+
+def test_the_command_entry_sets_the_batch_collector_threshold_before_it_imports_the_command_line():
+    # A subprocess: the threshold is process-wide, and the point is what it is before `expert.cli` loads.
+    import subprocess
+
+    from expert.core.gcpolicy import BATCH_GEN0_THRESHOLD
+
+    code = ("import atexit, gc, sys\n"
+            "import expert.core.gcpolicy as g\n"
+            "seen = []\n"
+            "set_it = g.for_command\n"
+            "g.for_command = lambda: (seen.append('expert.cli' in sys.modules), set_it())\n"
+            "atexit.register(lambda: print(gc.get_threshold()[0], seen))\n"
+            "sys.argv = ['expert', '--version']\n"
+            "from expert.entry import main\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.splitlines()
+    assert out[-1] == f"{BATCH_GEN0_THRESHOLD} [False]"
+    scripts = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'expert = "expert.entry:main"' in scripts
+    main_py = (Path(__file__).resolve().parent.parent / "expert" / "__main__.py").read_text(encoding="utf-8")
+    assert "from .entry import main" in main_py

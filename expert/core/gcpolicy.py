@@ -22,3 +22,9 @@ def for_batch() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(BATCH_GEN0_THRESHOLD, 20, 20)
+
+
+def for_command() -> None:
+    """A one-shot command (expert/entry.py): the batch threshold from the first import on. Nothing is frozen:
+    what a command loads is collected at exit like any process's memory."""
+    gc.set_threshold(BATCH_GEN0_THRESHOLD, 20, 20)
