@@ -52,7 +52,7 @@ WORKLOADS = ["dev", "inference", "inference", "lora", "qlora", "finetune", "trai
 
 def _expert_cmd() -> list[str]:
     exe = shutil.which("expert", path=str(Path(sys.executable).parent)) or shutil.which("expert")
-    return [exe] if exe else [sys.executable, "-m", "expert.cli"]
+    return [exe] if exe else [sys.executable, "-m", "expert"]
 
 
 DEPS_CMD = [sys.executable, "-c", "import click, yaml, jinja2, durable.lang"]

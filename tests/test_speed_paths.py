@@ -397,7 +397,7 @@ def test_the_basis_path_is_compiled_only_when_a_candidate_has_a_basis(cat, rules
     assert "assemble" in classify.__globals__
 
 
-def test_the_command_entry_sets_the_batch_collector_threshold_before_it_imports_the_command_line():
+def test_the_command_entry_sets_the_batch_collector_threshold_first_and_freezes_what_is_left_at_exit():
     # A subprocess: the threshold is process-wide, and the point is what it is before `expert.cli` loads.
     import subprocess
 
@@ -408,12 +408,14 @@ def test_the_command_entry_sets_the_batch_collector_threshold_before_it_imports_
             "seen = []\n"
             "set_it = g.for_command\n"
             "g.for_command = lambda: (seen.append('expert.cli' in sys.modules), set_it())\n"
-            "atexit.register(lambda: print(gc.get_threshold()[0], seen))\n"
+            # Registered before the entry's freeze, so run after it (atexit is LIFO): the collector's last pass
+            # at finalisation then has nothing to walk.
+            "atexit.register(lambda: print(gc.get_threshold()[0], seen, gc.get_freeze_count() > 0))\n"
             "sys.argv = ['expert', '--version']\n"
             "from expert.entry import main\n"
             "main()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.splitlines()
-    assert out[-1] == f"{BATCH_GEN0_THRESHOLD} [False]"
+    assert out[-1] == f"{BATCH_GEN0_THRESHOLD} [False] True"
     scripts = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert 'expert = "expert.entry:main"' in scripts
     main_py = (Path(__file__).resolve().parent.parent / "expert" / "__main__.py").read_text(encoding="utf-8")

@@ -3,6 +3,7 @@ catalog, rule set and estimator memo."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 
 # Young-generation threshold for a batch: a request allocates tens of thousands of short-lived objects, and at
@@ -25,6 +26,11 @@ def for_batch() -> None:
 
 
 def for_command() -> None:
-    """A one-shot command (expert/entry.py): the batch threshold from the first import on. Nothing is frozen:
-    what a command loads is collected at exit like any process's memory."""
+    """A one-shot command (expert/entry.py): the batch threshold from the first import on, and nothing left for
+    the collector at exit. Python's finalization runs a full collection over every object the process still holds
+    (modules, catalog, memo tables, candidates) before the memory goes back to the system anyway: measured on a
+    cold `expert advise` (2 cores), 96-158 ms after the last line was written, against 13-15 ms with everything
+    frozen first. The freeze is registered first, so it runs after every other exit handler (atexit is LIFO: the
+    verdict store's is registered later and writes first)."""
     gc.set_threshold(BATCH_GEN0_THRESHOLD, 20, 20)
+    atexit.register(gc.freeze)
