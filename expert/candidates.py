@@ -16,7 +16,7 @@ from .catalog import Catalog, Gpu, Precision
 from .core.once import once
 from .core.policy import Policy, load_policy
 from .core.workloads import WORKLOADS
-from .estimate import Config, Estimate, Link, estimate, has_fabric, memo, nodes_spanned
+from .estimate import Config, Estimate, Fit, Link, estimate, has_fabric, memo, nodes_spanned, serving_fit
 from .estimate.engines import engine_info
 from .estimate.power import power
 from .estimate.serving import load_curve
@@ -324,6 +324,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     # here for this request alone.
     shared = _shared_build(cat, req, pool, pol)
     estimates: dict[tuple[str, int, str], Estimate] = shared["estimates"] if shared else {}
+    fits: dict[tuple[str, int, str], Fit] = shared["fits"] if shared else {}
     parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
     table: dict[tuple[str, tuple[int, ...]], list[tuple]] = shared["rows"] if shared else {}
     bases: dict[tuple[str, int, str, int], Basis] = shared["bases"] if shared else {}
@@ -346,6 +347,17 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
         got = estimates.get(key)
         if got is None:
             got = estimates[key] = estimate(cat, config(g, n, p, 1 if decodes else req.batch))
+        return got
+
+    def fit_of(g: Gpu, n: int, p: Precision) -> Fit | Estimate:
+        # Whether it fits, and what sizing reads: for serving, the memory half of the estimate at one sequence (most
+        # serving candidates carry the estimate at their load instead); training fits by its plan, the estimate.
+        if not decodes:
+            return est_of(g, n, p)
+        key = (g.id, n, p.id)
+        got = fits.get(key)
+        if got is None:
+            got = fits[key] = serving_fit(cat, config(g, n, p, 1))
         return got
 
     def weighed(g: Gpu, p: Precision) -> bool:
@@ -373,20 +385,24 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 for p in precisions:
                     if not weighed(g, p):
                         continue
-                    est = est_of(g, n, p)
+                    fit = fit_of(g, n, p)
                     fitting_counts = fitting.get(p.id)
                     if fitting_counts is None:
-                        fitting_counts = fitting[p.id] = [c for c in counts if est_of(g, c, p).fits]
-                    if est.fits:
+                        fitting_counts = fitting[p.id] = [c for c in counts if fit_of(g, c, p).fits]
+                    if fit.fits:
                         lightest = p.id
                     else:
-                        lightest = next((q.id for q in suggestable if q.id != p.id and est_of(g, n, q).fits), "none")
+                        lightest = next((q.id for q in suggestable if q.id != p.id and fit_of(g, n, q).fits), "none")
                     got = parts.get((g.id, n, p.id))
                     if got is None:
-                        sizing = size(cat, req, est, pol)
-                        if decodes and sizing.meets:
+                        sizing = size(cat, req, fit, pol)
+                        if not decodes:
+                            est = fit
+                        elif sizing.meets:
                             # Memory, power and speed figures at the load each replica carries.
                             est = estimate(cat, config(g, n, p, -(-req.users // sizing.replicas)))
+                        else:
+                            est = est_of(g, n, p)
                         gpus_total = n * max(sizing.replicas, 1)
                         # A system's economics do not depend on its precision or load: power reads the GPU, the
                         # count, the workload, the PUE, the electricity price and the deployment, the platform the
@@ -442,13 +458,15 @@ def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> d
     while len(_BUILDS) >= BUILD_LIMIT:
         del _BUILDS[next(iter(_BUILDS))]
     # "again": a later request shares this build (its candidates then carry their basis, see Candidate.basis).
-    shared: dict[str, Any] = {"estimates": {}, "parts": {}, "systems": {}, "rows": {}, "bases": {}, "again": False}
+    shared: dict[str, Any] = {"estimates": {}, "fits": {}, "parts": {}, "systems": {}, "rows": {}, "bases": {},
+                              "again": False}
     _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
     return shared
 
 
-def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
-    """Size one configuration to the request's requirement (see Sizing)."""
+def size(cat: Catalog, req: Request, est: Estimate | Fit, policy: Policy) -> Sizing:
+    """Size one configuration to the request's requirement (see Sizing). Serving reads only the configuration's
+    fit, config and engine (an estimate's or a `serving_fit`'s); training its estimate's speed."""
     if WORKLOADS[req.workload].trains:
         days = _train_days(req, est)
         if not est.fits:
@@ -466,7 +484,7 @@ def size(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
                             lambda: _size_serving(cat, req, est, policy))
 
 
-def _size_serving(cat: Catalog, req: Request, est: Estimate, policy: Policy) -> Sizing:
+def _size_serving(cat: Catalog, req: Request, est: Estimate | Fit, policy: Policy) -> Sizing:
     cfg = est.config
     users, p = req.users, req.prompt_tokens
     floor, ttft = req.min_tokens_per_s, req.ttft_s

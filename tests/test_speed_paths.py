@@ -420,3 +420,40 @@ def test_the_command_entry_sets_the_batch_collector_threshold_first_and_freezes_
     assert 'expert = "expert.entry:main"' in scripts
     main_py = (Path(__file__).resolve().parent.parent / "expert" / "__main__.py").read_text(encoding="utf-8")
     assert "from .entry import main" in main_py
+
+
+def test_serving_fit_is_the_fit_and_engine_of_the_full_estimate(cat, monkeypatch):
+    # Candidates decide fit, fewest count and lighter precision from serving_fit; an estimate must agree on every
+    # GPU x count x precision it is asked of, across engines and contexts, and a training config is refused.
+    from expert.estimate import serving_fit
+    _plain(monkeypatch)
+    model = cat.models["llama-2-13b"]
+    seen = 0
+    for g in cat.gpus.values():
+        for n in (1, 2, 8):
+            for p in cat.precisions.values():
+                for workload, context in (("inference", 4096), ("dev", 32768)):
+                    cfg = Config(model=model, gpu=g, count=n, precision=p, workload=workload, context=context)
+                    est, fit = estimate(cat, cfg), serving_fit(cat, cfg)
+                    assert (fit.fits, fit.engine, fit.config) == (est.fits, est.engine, est.config), cfg
+                    seen += est.fits
+    assert seen > 0
+    with pytest.raises(ValueError, match="training"):
+        serving_fit(cat, Config(model=model, gpu=cat.gpus["h100-sxm"], count=8, precision=cat.precisions["bf16"],
+                                workload="finetune"))
+
+
+def test_an_inference_advise_never_imports_the_training_plan_and_a_lazy_name_still_resolves():
+    import subprocess
+
+    code = ("import sys\n"
+            "from expert.cli.api import advise\n"
+            "assert advise('13b', 20000)['options']\n"
+            "print('expert.estimate.plan' in sys.modules, 'expert.estimate.training' in sys.modules)\n"
+            "from expert.estimate import Plan, plan_training, train_rate\n"
+            "print(Plan.__name__, callable(plan_training), callable(train_rate))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.splitlines() == ["False False", "Plan True True"], out.stderr
+    import expert.estimate as est_mod
+    with pytest.raises(AttributeError):
+        est_mod.no_such_name  # noqa: B018

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
@@ -32,17 +33,30 @@ from .links import Link, has_fabric, link_for, nodes_spanned, scale_up_gpus
 from .memo import ESTIMATES, PHYSICS
 from .memory import KV_CACHE_BYTES, estimate_memory, kv_bytes_per_token, lora_params, weight_bytes
 from .offload import max_context, partial_offload
-from .plan import Plan, plan_memory, plan_training
 from .power import power
 from .prefill import prefill
 from .serving import Serving, serve
-from .training import train_rate
 
 __all__ = ["ENGINES", "GIB", "KV_CACHE_BYTES", "Config", "Estimate", "Link", "Serving", "constant", "decode_rate",
            "engine_efficiency", "estimate", "family", "fits_context", "kv_bytes_per_token", "link_for", "lora_params",
            "has_fabric", "nodes_spanned", "scale_up_gpus",
            "max_context", "memory_system", "partial_offload", "pick_engine", "figure_range", "serve", "weight_bytes",
-           "Plan", "plan_training", "train_rate"]
+           "serving_fit", "Fit", "Plan", "plan_training", "train_rate"]
+
+
+# The training-plan search (plan.py, the package's largest module) and the training-rate model are imported when
+# a training configuration is first estimated or they are first named here: an inference request never reads them,
+# and a cold `expert advise` for serving then neither compiles nor executes them.
+_LAZY = {"Plan": "plan", "plan_training": "plan", "plan_memory": "plan", "train_rate": "training"}
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{mod}", __name__), name)
 
 
 def decode_rate(cat: Catalog, est: Estimate, batch: int) -> float:
@@ -95,6 +109,30 @@ def estimate(cat: Catalog, cfg: Config) -> Estimate:
     """Memory, speed, power and (for training) the plan of one configuration; memoised per process (memo.py).
     The returned Estimate is shared: do not mutate it."""
     return ESTIMATES.get(cat, cfg, (), lambda: _estimate(cat, cfg))
+
+
+class Fit(NamedTuple):
+    """Whether a serving configuration holds the model, and what sizing it reads: its config and engine."""
+    config: Config
+    engine: str
+    fits: bool
+
+
+def serving_fit(cat: Catalog, cfg: Config) -> Fit:
+    """The memory half of a serving (non-training) estimate: `estimate(cat, cfg).fits` and `.engine`, the same
+    figures, without the decode, prefill, ranges and power an estimate also works out. Candidates ask it of every
+    GPU x count x precision at one sequence (does it fit, the fewest count that fits, a lighter precision that
+    would) and ask for the full estimate only where a candidate carries it: at the load it is sized for, or at
+    one sequence where it cannot serve the requirement. Memoised per process with the physics (memo.PHYSICS)."""
+    return PHYSICS.get(cat, cfg, ("fit",), lambda: _serving_fit(cat, cfg))
+
+
+def _serving_fit(cat: Catalog, cfg: Config) -> Fit:
+    if WORKLOADS[cfg.workload].trains:
+        raise ValueError(f"serving_fit: {cfg.workload} is a training workload (its fit is its plan's)")
+    # The engine and memory of _physics for a serving workload, by the same calls.
+    engine = cfg.engine or pick_engine(cfg.gpu, cfg.precision, cfg.workload)
+    return Fit(cfg, engine, estimate_memory(cat, cfg, engine, None).fits)
 
 
 def _estimate(cat: Catalog, cfg: Config) -> Estimate:
@@ -168,6 +206,8 @@ def _physics(cat: Catalog, cfg: Config, worded: bool = False) -> tuple:
     else:
         # The training plan (strategy x layout x offload) replaces the fixed 16 B/param, no-offload memory model
         # and the single-constant speed: memory, fit and tokens/s are the chosen plan's.
+        from .plan import plan_memory, plan_training
+
         plan = plan_training(cat, cfg, worded=worded)
         mem = plan_memory(cat, cfg, plan)
         train_tps = plan.tokens_per_s
