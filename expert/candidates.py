@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from .catalog import Catalog, Gpu, Precision
 from .core.once import once
@@ -120,12 +120,19 @@ class Basis:
     field of its candidates' facts but those a budget changes (rulelang/vocabulary.py PER_BUDGET) is the same in all
     of them. Later stages keep what they derive from those fields in `kept` (the engine's class items and
     firings, verdict texts), each under a key of its own: it lives, and goes, with the shared build, so a sweep's
-    memory stays bounded by BUILD_LIMIT."""
+    memory stays bounded by BUILD_LIMIT.
 
-    __slots__ = ("kept",)
+    `template`: the candidate an earlier request of the build made of this row. A later request's candidate is its
+    copy with that request's id, request and economics (at_budget): the other fields are the same objects, and the
+    derived figures the template has computed so far (`once`: costs, GPUs, days, per-token costs) read no budget
+    (Candidate.BUDGET_FREE lists them; tests/test_speed_paths.py checks each against a fresh candidate's), so the
+    copy starts with them instead of computing each again in every request of a ladder."""
+
+    __slots__ = ("kept", "template")
 
     def __init__(self) -> None:
         self.kept: dict[Any, Any] = {}
+        self.template: Candidate | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,12 @@ class Candidate:
     # What this configuration's candidates share in every request that differs from this one only in budget
     # (Basis), or None.
     basis: Basis | None = field(default=None, compare=False, repr=False)
+    # The derived figures (`once`) below: none reads the budget (the request's, or the economics' budget ratio and
+    # shortfall), so a later request of a shared build copies those its row's template has computed (_again).
+    # Every `once` of the class must be listed here, and equal a fresh candidate's in a ladder (tested).
+    BUDGET_FREE: ClassVar[frozenset[str]] = frozenset({
+        "gpus", "capex", "tco", "decode_tps", "prefill_tps", "train_tps", "train_days", "train_days_slow",
+        "late_at_slow_end", "energy_per_million_tokens", "cost_per_million_tokens", "run_cost"})
 
     @property
     def label(self) -> str:
@@ -255,6 +268,16 @@ def _candidate(**fields: Any) -> Candidate:
     in its __init__ (no __post_init__); tests/test_speed_paths.py checks the two are equal field for field."""
     c = object.__new__(Candidate)
     c.__dict__.update(fields)
+    return c
+
+
+def _again(template: Candidate, cid: int, req: Request, econ: Economics) -> Candidate:
+    """The template's candidate (Basis.template) for another request of its build: its fields and the derived
+    figures it has computed, with this request's id, request and economics."""
+    c = object.__new__(Candidate)
+    d = c.__dict__
+    d.update(template.__dict__)
+    d["id"], d["request"], d["economics"] = cid, req, econ
     return c
 
 
@@ -430,10 +453,15 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                 if mine is None:
                     mine = budgeted[id(econ)] = econ.at_budget(req.budget)
                 econ = mine
-            out.append(_candidate(
-                id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
-                rent=rent, sizing=sizing, tier=tier, quality_class=qclass, min_count=min_count,
-                lightest_precision=lightest, nodes=nodes, basis=basis if again else None))
+            if again and basis.template is not None:
+                out.append(_again(basis.template, len(out) + 1, req, econ))
+                continue
+            c = _candidate(id=len(out) + 1, request=req, gpu=g, count=n, precision=p, estimate=est, economics=econ,
+                           rent=rent, sizing=sizing, tier=tier, quality_class=qclass, min_count=min_count,
+                           lightest_precision=lightest, nodes=nodes, basis=basis if again else None)
+            if again:
+                basis.template = c
+            out.append(c)
     return out
 
 

@@ -379,6 +379,33 @@ def test_candidates_built_without_init_equal_those_built_by_it(cat):
     assert not hasattr(Candidate, "__post_init__")
 
 
+def test_a_ladders_later_candidates_start_with_their_templates_figures_and_each_equals_a_fresh_ones(cat, monkeypatch):
+    # From a shared build's third request on, a candidate is a copy of its row's template (Basis.template) with its
+    # own id, request and economics, and starts with the derived figures the template computed.
+    import expert.candidates as cands
+    from expert.candidates import Candidate
+    from expert.core.once import once
+
+    # Every derived figure is listed as one that reads no budget: a new one must be weighed before it is copied.
+    assert {n for n, v in vars(Candidate).items() if isinstance(v, once)} == Candidate.BUDGET_FREE
+    names = [f.name for f in dataclasses.fields(Candidate)]
+    _fast(monkeypatch)
+    monkeypatch.setattr(cands, "BUILD_LIMIT", 1000)
+    cands._BUILDS.clear()
+    inherited = 0
+    for lad in _LADDERS:
+        for b in _BUDGETS:
+            req = build_request(cat, **lad, budget=b)
+            for c in cands.build_candidates(cat, req):
+                assert c.request is req and c.economics.budget == req.budget
+                inherited += any(n in vars(c) for n in Candidate.BUDGET_FREE)
+                fresh = Candidate(**{n: getattr(c, n) for n in names})
+                assert fresh == c
+                for n in Candidate.BUDGET_FREE:  # read, as ranking does: the next request's copies start with them
+                    assert repr(getattr(c, n)) == repr(getattr(fresh, n)), (c.label, b, n)
+    assert inherited > 2000
+
+
 def test_the_basis_path_is_compiled_only_when_a_candidate_has_a_basis(cat, rules, monkeypatch):
     # A one-off request (no shared build yet) compiles only the plain class function: cold start pays nothing
     # for the budget-ladder path.
