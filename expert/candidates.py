@@ -126,7 +126,8 @@ class Basis:
     copy with that request's id, request and economics (at_budget): the other fields are the same objects, and the
     derived figures the template has computed so far (`once`: costs, GPUs, days, per-token costs) read no budget
     (Candidate.BUDGET_FREE lists them; tests/test_speed_paths.py checks each against a fresh candidate's), so the
-    copy starts with them instead of computing each again in every request of a ladder."""
+    copy starts with them instead of computing each again in every request of a ladder. A template and its basis
+    refer to each other: a dropped build lets go of its templates (_release)."""
 
     __slots__ = ("kept", "template")
 
@@ -484,12 +485,21 @@ def _shared_build(cat: Catalog, req: Request, pool: list[Gpu], pol: Policy) -> d
         hit[4]["again"] = True
         return hit[4]
     while len(_BUILDS) >= BUILD_LIMIT:
-        del _BUILDS[next(iter(_BUILDS))]
+        _release(_BUILDS.pop(next(iter(_BUILDS)))[4])
     # "again": a later request shares this build (its candidates then carry their basis, see Candidate.basis).
     shared: dict[str, Any] = {"estimates": {}, "fits": {}, "parts": {}, "systems": {}, "rows": {}, "bases": {},
                               "again": False}
     _BUILDS[sig] = (cat, pol, req.model, list(pool), shared)
     return shared
+
+
+def _release(shared: dict[str, Any]) -> None:
+    """A dropped build's rows let go of their templates: a template and its basis refer to each other, and a cycle
+    waits for the collector, which a sweep runs rarely (core/gcpolicy.py), while a build without one is freed as it
+    is dropped (1,000 random requests, one process: RSS growth 21 MiB without the templates, 64 MiB with them kept
+    in cycles)."""
+    for basis in shared["bases"].values():
+        basis.template = None
 
 
 def size(cat: Catalog, req: Request, est: Estimate | Fit, policy: Policy) -> Sizing:

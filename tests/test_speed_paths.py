@@ -406,6 +406,33 @@ def test_a_ladders_later_candidates_start_with_their_templates_figures_and_each_
     assert inherited > 2000
 
 
+def test_a_dropped_build_is_freed_without_the_collector(cat, monkeypatch):
+    # A template and its basis refer to each other; a dropped build must let go of its templates, or each build a
+    # sweep drops waits for a collection (rare in a sweep) and memory grows with the sweep.
+    import gc
+    import weakref
+
+    import expert.candidates as cands
+
+    _fast(monkeypatch)
+    cands._BUILDS.clear()
+    gc.collect()
+    gc.disable()
+    try:
+        refs = []
+        for model in ("8b", "13b", "70b", "7b", "34b"):
+            for b in (20_000, 30_000, 40_000):
+                cs = cands.build_candidates(cat, build_request(cat, model=model, budget=b))
+            refs.append([weakref.ref(c.basis.template) for c in cs if c.basis is not None][:20])
+            assert refs[-1]
+            del cs
+        assert len(cands._BUILDS) == cands.BUILD_LIMIT == 4
+        assert all(r() is None for r in refs[0])  # the first build was dropped: its templates are gone
+        assert all(r() is not None for r in refs[-1])  # the last build holds its own
+    finally:
+        gc.enable()
+
+
 def test_the_basis_path_is_compiled_only_when_a_candidate_has_a_basis(cat, rules, monkeypatch):
     # A one-off request (no shared build yet) compiles only the plain class function: cold start pays nothing
     # for the budget-ladder path.
