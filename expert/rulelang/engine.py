@@ -171,15 +171,15 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
             "        raise _NotFinite",
             "    if not (TINY <= abs(v) <= HUGE):",
             "        v = _engine_number(v)",
-            f"    {K} = (_bisect({L}, v), v in {S})",
+            f"    {K} = _bisect({L}, v) * 2 + (v in {S}) + 2",
             "elif vc is int:",
             "    if v > HUGE or v < -HUGE:",
             "        v = int(_copysign(HUGE, v))",
-            f"    {K} = (_bisect({L}, v), v in {S})",
+            f"    {K} = _bisect({L}, v) * 2 + (v in {S}) + 2",
             "elif v is None or vc is bool:",
             f"    {K} = v",
             "else:",
-            f"    {K} = (_bisect({L}, v), v in {S})",
+            f"    {K} = _bisect({L}, v) * 2 + (v in {S}) + 2",
         ]
     elif i in strings:
         env[S] = strings[i]
@@ -319,7 +319,7 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
                 if lits is not None:
                     env[f"{prefix}L{i}"], env[f"{prefix}S{i}"] = lits, litset
                     parts.append((f"({x} if {x} is None or {x}.__class__ is bool else "
-                                  f"(_bisect({prefix}L{i}, {x}), {x} in {prefix}S{i}))", static_value[x]))
+                                  f"_bisect({prefix}L{i}, {x}) * 2 + ({x} in {prefix}S{i}) + 2)", static_value[x]))
                 elif i in compiled.strings[f]:
                     env[f"{prefix}S{i}"] = compiled.strings[f][i]
                     parts.append((f"({x} if {x} is None or {x} in {prefix}S{i} else OTHER)", static_value[x]))
@@ -482,7 +482,7 @@ def _class_key(proj: tuple, spec: list[tuple[int, tuple | None, frozenset | None
         elif lits is None or v is None or v.__class__ is bool:
             out.append(v)
         else:
-            out.append((bisect.bisect_left(lits, v), v in litset))
+            out.append(bisect.bisect_left(lits, v) * 2 + (v in litset) + 2)
     for a, b in pairs:
         x, y = proj[a], proj[b]
         out.append(None if x is None or y is None else (x > y) - (x < y))
