@@ -361,9 +361,8 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     decodes = WORKLOADS[req.workload].decodes
 
     def config(g: Gpu, n: int, p: Precision, batch: int) -> Config:
-        return Config(model=req.model, gpu=g, count=n, precision=p, workload=req.workload, context=req.context,
-                      batch=batch, electricity_per_kwh=req.electricity_per_kwh, currency=req.currency, pue=pue,
-                      engine=req.engine if decodes else None, deployment=req.deployment)
+        return Config.of(req.model, g, n, p, req.workload, req.context, batch, req.engine if decodes else None, None,
+                         req.electricity_per_kwh, req.currency, pue, req.deployment)
 
     def est_of(g: Gpu, n: int, p: Precision) -> Estimate:
         # Serving fits when the weights and one sequence fit; concurrency is then a matter of sizing.

@@ -7,6 +7,7 @@ generated requests once each, request by request, as `benchmarks/speed.py --equi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 from pathlib import Path
 
@@ -511,3 +512,15 @@ def test_an_inference_advise_never_imports_the_training_plan_and_a_lazy_name_sti
     import expert.estimate as est_mod
     with pytest.raises(AttributeError):
         est_mod.no_such_name  # noqa: B018
+
+
+def test_config_of_gives_the_constructors_config(cat):
+    # Config.of must name every field in declaration order: a field added to Config and not to it fails here.
+    names = [f.name for f in dataclasses.fields(Config)]
+    assert list(inspect.signature(Config.of).parameters) == names
+    vals = (cat.models["llama-3.1-8b"], cat.gpus["rtx-4090"], 2, cat.precisions["q4_k_m"], "lora", 4096, 4, "vllm",
+            "fp8", 0.2, "CNY", 1.3, "datacenter")
+    fast, plain = Config.of(*vals), Config(*vals)
+    assert fast == plain and repr(fast) == repr(plain) and vars(fast) == vars(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.count = 3
