@@ -136,7 +136,8 @@ def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int, int]:
 
 
 def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
-    """Requests/s, and the largest worker's RSS after its warm-up and at the end (KiB)."""
+    """Requests/s, and the largest worker's RSS after its warm-up and at the end (KiB). The warm-up: a worker's
+    first quarter of its own segment (run_parallel), or in older trees its first chunk."""
     reqs = requests_for(kind, n)
     try:  # the order `expert sweep` runs its rows in (absent in older trees, e.g. the baseline: input order)
         from expert.cli.sweep import locality_order
@@ -144,9 +145,23 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
         pass
     else:
         reqs = locality_order(reqs)
-    # Contiguous runs of that order, four per worker, handed to whichever worker is free: as `expert sweep`
-    # deals its rows (a budget ladder or a group of requests sharing estimates stays together, and a slow run
-    # does not leave the other worker idle at the end).
+    try:  # how `expert sweep` deals its rows to its workers (absent in older trees: the pool below)
+        from expert.cli.sweep import run_parallel
+    except ImportError:
+        run_parallel = None
+    if run_parallel is not None:
+        # Spawned, not forked, workers, as below: each loads the catalog itself, and none inherits what this
+        # process has computed.
+        t = time.perf_counter()
+        results, stats = run_parallel(reqs, procs, method="spawn")
+        dt = time.perf_counter() - t
+        failed = [r["error"] for r in results if r.get("error")]
+        if failed:
+            raise SystemExit(f"sweep: {len(failed)} requests failed, e.g. {failed[0]}")
+        worst = max(((a, b) for _, a, b in stats), key=lambda ab: ab[1] - ab[0])
+        return len(results) / dt, worst[0], worst[1]
+    # Older trees: contiguous runs of that order, four per worker, handed to whichever worker is free, as their
+    # `expert sweep` dealt its rows.
     size = max(1, -(-len(reqs) // (procs * 4)))
     chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]
     # Fresh spawned workers for every measurement: a forked worker would inherit the estimates and verdict

@@ -135,3 +135,56 @@ def test_requests_of_one_model_and_workload_run_together_whatever_their_other_ke
     order = [(r["model"], r["workload"]) for r in sweep_mod.locality_order(rows)]
     runs = [k for i, k in enumerate(order) if i == 0 or k != order[i - 1]]
     assert len(runs) == len(set(runs)) == 4
+
+
+def _tagged(kw):
+    # Stands in for _run in forked workers: which process ran the request, slowly for the first half.
+    import os
+    import time
+
+    if kw["i"] < 20:
+        time.sleep(0.02)
+    return {"i": kw["i"], "pid": os.getpid()}
+
+
+def test_parallel_workers_run_each_request_once_in_order_and_the_idle_one_takes_from_the_others_end(monkeypatch):
+    from expert.cli import sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "_run", _tagged)
+    reqs = [{"model": "8b", "budget": 1000 + i, "i": i} for i in range(40)]  # one group: cut in the middle
+    assert sweep_mod.segments(reqs, 2) == [(0, 20), (20, 40)]
+    seen = []
+    results, stats = sweep_mod.run_parallel(reqs, 2, lambda n, total: seen.append((n, total)))
+    assert [r["i"] for r in results] == list(range(40))
+    assert seen[-1] == (40, 40) and len(stats) == 2 and len({pid for pid, _, _ in stats}) == 2
+    fast = results[39]["pid"]  # the worker of the quick second half
+    assert all(r["pid"] == fast for r in results[20:])
+    # Done with its own, it took requests of the slow half from its end, not from its start.
+    stolen = [r["i"] for r in results[:20] if r["pid"] == fast]
+    assert stolen and max(stolen) == 19 and stolen == list(range(min(stolen), 20))
+
+
+def test_segments_cut_at_a_group_start_near_the_middle():
+    from expert.cli.sweep import locality_order, segments
+
+    reqs = locality_order([{"model": "8b", "budget": b} for b in range(1000, 1045)]
+                          + [{"model": "70b", "budget": b} for b in range(1000, 1055)])
+    cuts = segments(reqs, 2)
+    # The 70b ladder comes first (55 requests): the 8b one starts 5 after the middle, within an eighth of a share.
+    assert cuts == [(0, 55), (55, 100)]
+    # More workers than requests: every request in exactly one segment, in order.
+    assert segments(reqs[:3], 4) == [(0, 1), (1, 2), (2, 2), (2, 3)]
+
+
+def test_a_worker_that_dies_is_a_one_line_error_not_a_hang(monkeypatch):
+    import os
+
+    import pytest
+
+    from expert.cli import sweep as sweep_mod
+    from expert.core.errors import ExpertError
+
+    monkeypatch.setattr(sweep_mod, "_run", lambda kw: os._exit(3))
+    monkeypatch.setattr(sweep_mod, "POLL_S", 0.05)
+    with pytest.raises(ExpertError, match="exit code 3"):
+        sweep_mod.run_parallel([{"model": "8b", "budget": 1000 + i} for i in range(6)], 2)

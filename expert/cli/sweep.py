@@ -202,21 +202,14 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
             _LOADED["cat"], _LOADED["rules"] = load_all()
         for_batch()  # before the fork: the workers share the frozen catalog and rules
     if jobs > 1 and len(todo) > 1:
-        import multiprocessing as mp
+        keys = [k for k, _ in todo]
 
-        methods = mp.get_all_start_methods()
-        ctx = mp.get_context("fork" if "fork" in methods else None)
-        workers = min(jobs, len(todo))
-        # Contiguous runs of the locality order per worker (four per worker, so a slow run does not leave the
-        # others idle at the end); small chunks handed out in turn would split every group across the workers.
-        chunk = max(1, -(-len(todo) // (workers * 4)))
-        with ctx.Pool(workers) as pool:
-            for n, (key, res) in enumerate(zip((k for k, _ in todo),
-                                               pool.imap(_run, (kw for _, kw in todo), chunksize=chunk),
-                                               strict=True), 1):
-                results[key] = res
-                if progress:
-                    progress(n, len(todo))
+        def seen(n: int, total: int) -> None:
+            if progress:
+                progress(n, total)
+
+        got, _ = run_parallel([kw for _, kw in todo], min(jobs, len(todo)), seen)
+        results.update(zip(keys, got, strict=True))
     else:
         for n, (key, kw) in enumerate(todo, 1):
             results[key] = _run(kw)
@@ -228,6 +221,117 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
         out.append({"schema_version": SCHEMA_VERSION, "row": i, **res,
                     "input": row if isinstance(row, dict) else repr(row)[:200]})
     return out
+
+
+# Requests a worker claims at a time: few enough that the last ones balance the workers, enough that the
+# claiming (a lock) and the results' trip through the queue stay small next to a request (6-60 ms).
+BATCH = 4
+POLL_S = 1.0  # how often the parent, waiting for results, checks that no worker has died
+
+
+def segments(requests: list[dict[str, Any]], workers: int) -> list[tuple[int, int]]:
+    """Each worker's contiguous run of the locality order (start, end): equal shares, each cut moved to the
+    nearest start of a group of requests sharing estimates (locality_key's shape) within an eighth of a share,
+    so that a group is not split between two workers, which would each compute its estimates."""
+    n = len(requests)
+    shapes = [locality_key(kw)[0] for kw in requests]
+    starts = [i for i in range(1, n) if shapes[i] != shapes[i - 1]]
+    cuts = [0]
+    for k in range(1, workers):
+        t = round(k * n / workers)
+        near = min((i for i in starts if abs(i - t) <= n / workers / 8), key=lambda i: (abs(i - t), i), default=t)
+        cuts.append(min(max(near, cuts[-1]), n))
+    cuts.append(n)
+    return list(zip(cuts, cuts[1:], strict=False))
+
+
+def run_parallel(requests: list[dict[str, Any]], workers: int, progress: Any = None,
+                 method: str | None = None) -> tuple[list[dict[str, Any]], list[tuple[int, int, int]]]:
+    """Each request's result (as _run gives it), in order, computed by `workers` processes; and per worker its
+    pid, its peak RSS (KiB) after its first quarter of its run and at the end.
+
+    Each worker runs its own segment of the order front to back; one that finishes takes what is left of
+    another's from the back (the segment with the most left, then the same one while it lasts), BATCH requests
+    at a time. A group of requests sharing estimates is so split between workers at most where one runs out of
+    its own, instead of at every chunk a pool deals (a worker that gets part of a group computes its estimates
+    again), and no worker idles while requests wait. `method`: the start method (default fork where the platform
+    has it: the workers inherit the loaded catalog and rules)."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    ctx = mp.get_context(method or ("fork" if "fork" in mp.get_all_start_methods() else None))
+    bounds = segments(requests, workers)
+    lock = ctx.Lock()
+    lo = ctx.RawArray("q", [a for a, _ in bounds])
+    hi = ctx.RawArray("q", [b for _, b in bounds])
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(w, requests, lo, hi, lock, out, (b - a) // 4), daemon=True)
+             for w, (a, b) in enumerate(bounds)]
+    for p in procs:
+        p.start()
+    results: list[Any] = [None] * len(requests)
+    stats: list[tuple[int, int, int]] = []
+    done = 0
+    try:
+        while len(stats) < len(procs):
+            try:
+                item = out.get(timeout=POLL_S)
+            except queue_mod.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise ExpertError(f"sweep: a worker process died (exit code {dead[0].exitcode}); "
+                                      "run again with --jobs 1 to see the failing request") from None
+                continue
+            if item[0] == "done":
+                stats.append(item[1])
+                continue
+            for i, res in item[1]:
+                results[i] = res
+            done += len(item[1])
+            if progress:
+                progress(done, len(requests))
+    finally:
+        for p in procs:
+            if p.is_alive() and len(stats) < len(procs):
+                p.terminate()
+            p.join()
+    return results, stats
+
+
+def _worker(w: int, requests: list[dict[str, Any]], lo: Any, hi: Any, lock: Any, out: Any, warm: int) -> None:
+    try:
+        import resource
+    except ImportError:  # not on Windows: no RSS figures
+        resource = None
+
+    def rss() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if resource else 0
+
+    if "cat" not in _LOADED:  # a spawned worker (no fork): load as _run would, before the first request
+        from ..store import load_all
+
+        _LOADED["cat"], _LOADED["rules"] = load_all()
+        from ..core.gcpolicy import for_batch
+
+        for_batch()
+    victim, ran, rss0 = w, 0, 0
+    while True:
+        with lock:
+            if lo[w] < hi[w]:
+                a = lo[w]
+                b = lo[w] = min(a + BATCH, hi[w])
+            else:
+                if lo[victim] >= hi[victim]:
+                    victim = max(range(len(lo)), key=lambda v: hi[v] - lo[v])
+                    if lo[victim] >= hi[victim]:
+                        break
+                b = hi[victim]
+                a = hi[victim] = max(lo[victim], b - BATCH)
+        out.put(("ran", [(i, _run(requests[i])) for i in range(a, b)]))
+        ran += b - a
+        if not rss0 and ran >= warm:
+            rss0 = rss()
+    out.put(("done", (os.getpid(), rss0 or rss(), rss())))
 
 
 def _stderr_is_tty() -> bool:
