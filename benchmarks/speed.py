@@ -8,7 +8,7 @@ Reports medians over repeated runs:
 - in-process time per request split into estimator / engine / ranking / rendering, and the engine's
   time per candidate fact;
 - sweep throughput (requests/s) over 1,000 and 10,000 generated requests with 1 and 2 processes;
-- peak RSS and RSS growth over the sweep after each worker's first chunk (durable_rules' C memory is never
+- peak RSS and RSS growth over the sweep after each worker's warm-up (durable_rules' C memory is never
   freed: nothing may be registered per request);
 - the number of candidate facts per request.
 
@@ -109,23 +109,14 @@ def requests_for(kind: str, n: int) -> list[dict]:
     return generated_requests(n) if kind == "random" else budget_requests(n)
 
 
-_WORKER: dict[str, object] = {}  # per worker process: the loaded catalog and rules, and RSS after warm-up
+_WORKER: dict[str, object] = {}  # the loaded catalog and rules (inherited by the workers), and RSS after warm-up
 
 
 def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int, int]:
     from expert.decide.advice import advise
     from expert.request import build_request
-    from expert.store import load_all
 
-    if "cat" not in _WORKER:
-        _WORKER["cat"], _WORKER["rules"] = load_all()
-        try:  # what `expert sweep` does after loading (absent in older trees, e.g. the baseline)
-            from expert.core.gcpolicy import for_batch
-        except ImportError:
-            pass
-        else:
-            for_batch()
-    cat, rules = _WORKER["cat"], _WORKER["rules"]
+    cat, rules = _WORKER["cat"], _WORKER["rules"]  # loaded before the fork (sweep)
     done = 0
     for kw in reqs:
         advise(cat, rules, build_request(cat, **kw)).to_dict(detail=False)
@@ -136,8 +127,11 @@ def _sweep_chunk(reqs: list[dict]) -> tuple[int, int, int, int]:
 
 
 def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
-    """Requests/s, and the largest worker's RSS after its warm-up and at the end (KiB). The warm-up: a worker's
-    first quarter of its own segment (run_parallel), or in older trees its first chunk."""
+    """Requests/s, and the largest worker's RSS after its warm-up and at the end (KiB), as `expert sweep` runs
+    them: this (fresh) process loads the catalog and rules, then forks the workers, which inherit them; the time
+    counts from before the load. Called in a child interpreter (sweep_elsewhere) so that nothing this benchmark
+    computed before is inherited. The warm-up: a worker's first quarter of its own segment (run_parallel), or in
+    older trees its first chunk."""
     reqs = requests_for(kind, n)
     try:  # the order `expert sweep` runs its rows in (absent in older trees, e.g. the baseline: input order)
         from expert.cli.sweep import locality_order
@@ -146,14 +140,14 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
     else:
         reqs = locality_order(reqs)
     try:  # how `expert sweep` deals its rows to its workers (absent in older trees: the pool below)
-        from expert.cli.sweep import run_parallel
+        from expert.cli.sweep import _LOADED, run_parallel
     except ImportError:
         run_parallel = None
+    fork = multiprocessing.get_context("fork")
+    t = time.perf_counter()
+    _load(_LOADED if run_parallel is not None else _WORKER)
     if run_parallel is not None:
-        # Spawned, not forked, workers, as below: each loads the catalog itself, and none inherits what this
-        # process has computed.
-        t = time.perf_counter()
-        results, stats = run_parallel(reqs, procs, method="spawn")
+        results, stats = run_parallel(reqs, procs, method="fork")
         dt = time.perf_counter() - t
         failed = [r["error"] for r in results if r.get("error")]
         if failed:
@@ -164,10 +158,7 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
     # `expert sweep` dealt its rows.
     size = max(1, -(-len(reqs) // (procs * 4)))
     chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]
-    # Fresh spawned workers for every measurement: a forked worker would inherit the estimates and verdict
-    # classes an earlier sweep left in this process, and answer from them.
-    t = time.perf_counter()
-    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(procs, mp_context=fork) as pool:
         results = list(pool.map(_sweep_chunk, chunks))
     dt = time.perf_counter() - t
     done = sum(r[0] for r in results)
@@ -176,6 +167,18 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
         per_worker[pid] = (rss0, max(end, per_worker.get(pid, (0, 0))[1]))
     worst = max(per_worker.values(), key=lambda ab: ab[1] - ab[0])
     return done / dt, worst[0], worst[1]
+
+
+def _load(into: dict) -> None:
+    from expert.store import load_all
+
+    into["cat"], into["rules"] = load_all()
+    try:  # what `expert sweep` does after loading (absent in older trees, e.g. the baseline)
+        from expert.core.gcpolicy import for_batch
+    except ImportError:
+        pass
+    else:
+        for_batch()
 
 
 def in_process(repeat: int) -> dict[str, float]:
@@ -299,7 +302,7 @@ def main(argv: list[str]) -> int:
             for kind in kinds:
                 for n in sizes:
                     for procs in (1, 2):
-                        rate, rss_warm, rss_end = sweep(n, procs, kind)
+                        rate, rss_warm, rss_end = sweep_elsewhere(n, procs, kind, {}, None)
                         plain = sweep_elsewhere(n, procs, kind, PLAIN_ENV, None)[0]
                         old = sweep_elsewhere(n, procs, kind, {}, base)[0]
                         print(f"sweep {kind:6} {n:6} requests, {procs} process(es): optimised {rate:7.1f} req/s, "
