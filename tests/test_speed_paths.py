@@ -524,3 +524,34 @@ def test_config_of_gives_the_constructors_config(cat):
     assert fast == plain and repr(fast) == repr(plain) and vars(fast) == vars(plain)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.count = 3
+
+
+def _row_from_view(doc: dict) -> dict:
+    # What `expert sweep` wrote from the whole view before Advice.sweep_row: the reference it must equal.
+    r = doc["recommendation"] or doc["cheapest_over_budget"] or {}
+    dec = doc["decision"] or {}
+    q = doc["request"]
+    return {"model": q["model"], "workload": q["workload"], "budget": q["budget"], "currency": q["currency"],
+            "pick": doc["recommendation"]["label"] if doc["recommendation"] else None,
+            "presented": "pick" if doc["recommendation"] else "cheapest_over_budget" if r else None,
+            "gpu": r.get("gpu"), "count": r.get("count"), "replicas": r.get("replicas"),
+            "precision": r.get("precision"), "capex": r.get("capex"), "gpu_capex": r.get("gpu_capex"),
+            "platform_capex": r.get("platform_capex"), "tco": r.get("tco"),
+            "cost_per_million_tokens": r.get("cost_per_million_tokens"), "train_days": r.get("train_days"),
+            "run_cost": r.get("run_cost"), "delivers": dec.get("delivers"), "unit_cost": dec.get("unit_cost"),
+            "buy_or_rent": dec.get("buy_or_rent"), "nothing_fits_budget": doc["nothing_fits_budget"], "error": None}
+
+
+def test_a_sweep_row_has_the_views_figures(cat, rules, monkeypatch):
+    # Over the scenario corpus, generated requests and a budget ladder (picks, nothing fitting, every workload).
+    from speed import budget_requests
+
+    _fast(monkeypatch)
+    reqs = [sc.request for sc in load_scenarios()] + generated_requests(150, seed=3) + budget_requests(60)
+    kinds = set()
+    for kw in reqs:
+        adv = advise(cat, rules, build_request(cat, **kw))
+        row = adv.sweep_row()  # before to_dict: nothing the view computes on the way is needed
+        assert row == _row_from_view(adv.to_dict(detail=False)), kw
+        kinds.add((row["presented"], row["workload"]))
+    assert {p for p, _ in kinds} >= {"pick", "cheapest_over_budget"} and len({w for _, w in kinds}) >= 6

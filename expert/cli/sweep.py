@@ -161,21 +161,9 @@ def _run(kwargs: dict[str, Any]) -> dict[str, Any]:
         pool = gpu_pool(cat, kw.pop("only", None), kw.pop("exclude", None))
         req = build_request(cat, **kw)
         adv = advise(cat, rules, req, gpus=pool)
-        doc = adv.to_dict(detail=False)
+        return adv.sweep_row()
     except ExpertError as exc:
         return {"error": str(exc)}
-    r = doc["recommendation"] or doc["cheapest_over_budget"] or {}
-    dec = doc["decision"] or {}
-    q = doc["request"]
-    return {"model": q["model"], "workload": q["workload"], "budget": q["budget"], "currency": q["currency"],
-            "pick": doc["recommendation"]["label"] if doc["recommendation"] else None,
-            "presented": "pick" if doc["recommendation"] else "cheapest_over_budget" if r else None,
-            "gpu": r.get("gpu"), "count": r.get("count"), "replicas": r.get("replicas"),
-            "precision": r.get("precision"), "capex": r.get("capex"), "gpu_capex": r.get("gpu_capex"),
-            "platform_capex": r.get("platform_capex"), "tco": r.get("tco"),
-            "cost_per_million_tokens": r.get("cost_per_million_tokens"), "train_days": r.get("train_days"),
-            "run_cost": r.get("run_cost"), "delivers": dec.get("delivers"), "unit_cost": dec.get("unit_cost"),
-            "buy_or_rent": dec.get("buy_or_rent"), "nothing_fits_budget": doc["nothing_fits_budget"], "error": None}
 
 
 def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any = None) -> list[dict[str, Any]]:

@@ -305,6 +305,37 @@ class Advice:
                           for i, r in enumerate(o.ranked[:top], 1)]
         return doc
 
+    def sweep_row(self) -> dict[str, Any]:
+        """The fields `expert sweep` writes for this request: the figures to_dict gives for the presented system
+        (the pick, else the cheapest over budget) and its decision numbers, without building the rest of the view
+        (every verdict's text, the estimate's assumptions in words, the rejections by rule, the suggestions): a
+        sweep of thousands writes one line each. tests/test_speed_paths.py checks it against to_dict's."""
+        o, req = self.outcome, self.request
+        shown = o.pick or o.cheapest_over_budget
+        row: dict[str, Any] = {"model": req.model.id, "workload": req.workload, "budget": req.budget,
+                               "currency": req.currency, "pick": o.pick.candidate.label if o.pick else None,
+                               "presented": "pick" if o.pick else "cheapest_over_budget" if shown else None}
+        if shown is None:
+            row.update(dict.fromkeys(("gpu", "count", "replicas", "precision", "capex", "gpu_capex",
+                                      "platform_capex", "tco", "cost_per_million_tokens", "train_days", "run_cost",
+                                      "delivers", "unit_cost", "buy_or_rent")))
+        else:
+            c, e = shown.candidate, shown.candidate.economics
+            wl = WORKLOADS[req.workload]
+            dec = self.decision_for(shown)
+            # Rounded as candidate_dict rounds them.
+            row.update({"gpu": c.gpu.id, "count": c.count, "replicas": c.sizing.replicas, "precision": c.precision.id,
+                        "capex": round(e.capex, 2), "gpu_capex": round(e.gpu_capex, 2),
+                        "platform_capex": round(e.platform_capex, 2), "tco": round(e.tco, 2),
+                        "cost_per_million_tokens": round(c.cost_per_million_tokens, 4) if wl.decodes else None,
+                        "train_days": round(c.train_days, 2) if wl.trains else None,
+                        "run_cost": round(c.run_cost, 2) if wl.trains else None,
+                        "delivers": dec["delivers"], "unit_cost": dec["unit_cost"],
+                        "buy_or_rent": dec["buy_or_rent"]})
+        row["nothing_fits_budget"] = o.pick is None
+        row["error"] = None
+        return row
+
     def suggestions(self) -> list[str]:
         """Readable, not exhaustive: a suggestion that leads to another configuration (`points_to`) once per rule
         and GPU, the cheapest first, and only when that configuration was not itself rejected (3 x P40 "would
