@@ -130,8 +130,9 @@ def sweep(n: int, procs: int, kind: str = "random") -> tuple[float, int, int]:
     """Requests/s, and the largest worker's RSS after its warm-up and at the end (KiB), as `expert sweep` runs
     them: this (fresh) process loads the catalog and rules, then forks the workers, which inherit them; the time
     counts from before the load. Called in a child interpreter (sweep_elsewhere) so that nothing this benchmark
-    computed before is inherited. The warm-up: a worker's first quarter of its own segment (run_parallel), or in
-    older trees its first chunk."""
+    computed before is inherited. Each request gives what that tree's `expert sweep` writes: its row (`_run`,
+    Advice.sweep_row), or in older trees the whole view they built the row from. The warm-up: a worker's first
+    quarter of its own segment (run_parallel), or in older trees its first chunk."""
     reqs = requests_for(kind, n)
     try:  # the order `expert sweep` runs its rows in (absent in older trees, e.g. the baseline: input order)
         from expert.cli.sweep import locality_order
