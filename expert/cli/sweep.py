@@ -145,6 +145,15 @@ def locality_order(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _LOADED: dict[str, Any] = {}
 
 
+def _loaded() -> tuple[Any, Any]:
+    """The catalog and rules the command loaded (a forked worker inherits them), else the default ones."""
+    if "cat" not in _LOADED:
+        from ..store import load_all
+
+        _LOADED["cat"], _LOADED["rules"] = load_all()
+    return _LOADED["cat"], _LOADED["rules"]
+
+
 def _run(kwargs: dict[str, Any]) -> dict[str, Any]:
     """One request -> its result fields (or its error). Never raises for bad input."""
     from ..decide.advice import advise
@@ -152,11 +161,7 @@ def _run(kwargs: dict[str, Any]) -> dict[str, Any]:
     from .requestopts import gpu_pool
 
     try:
-        if "cat" not in _LOADED:
-            from ..store import load_all
-
-            _LOADED["cat"], _LOADED["rules"] = load_all()
-        cat, rules = _LOADED["cat"], _LOADED["rules"]
+        cat, rules = _loaded()
         kw = dict(kwargs)
         pool = gpu_pool(cat, kw.pop("only", None), kw.pop("exclude", None))
         req = build_request(cat, **kw)
@@ -184,20 +189,11 @@ def run_sweep(rows: list[Any], names: dict[str, str], jobs: int, progress: Any =
     if len(todo) > 1:
         from ..core.gcpolicy import for_batch
 
-        if "cat" not in _LOADED:
-            from ..store import load_all
-
-            _LOADED["cat"], _LOADED["rules"] = load_all()
+        _loaded()
         for_batch()  # before the fork: the workers share the frozen catalog and rules
     if jobs > 1 and len(todo) > 1:
-        keys = [k for k, _ in todo]
-
-        def seen(n: int, total: int) -> None:
-            if progress:
-                progress(n, total)
-
-        got, _ = run_parallel([kw for _, kw in todo], min(jobs, len(todo)), seen)
-        results.update(zip(keys, got, strict=True))
+        got, _ = run_parallel([kw for _, kw in todo], min(jobs, len(todo)), progress)
+        results.update(zip((k for k, _ in todo), got, strict=True))
     else:
         for n, (key, kw) in enumerate(todo, 1):
             results[key] = _run(kw)
@@ -295,12 +291,10 @@ def _worker(w: int, requests: list[dict[str, Any]], lo: Any, hi: Any, lock: Any,
     def rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if resource else 0
 
-    if "cat" not in _LOADED:  # a spawned worker (no fork): load as _run would, before the first request
-        from ..store import load_all
-
-        _LOADED["cat"], _LOADED["rules"] = load_all()
+    if "cat" not in _LOADED:  # a spawned worker (no fork): load before the first request, as run_sweep does
         from ..core.gcpolicy import for_batch
 
+        _loaded()
         for_batch()
     victim, ran, rss0 = w, 0, 0
     while True:
