@@ -523,48 +523,58 @@ def size(cat: Catalog, req: Request, est: Estimate | Fit, policy: Policy) -> Siz
 
 def _size_serving(cat: Catalog, req: Request, est: Estimate | Fit, policy: Policy) -> Sizing:
     cfg = est.config
-    users, p = req.users, req.prompt_tokens
-    floor, ttft = req.min_tokens_per_s, req.ttft_s
-    # serve()'s figures at each load (total tokens/s, per user, TTFT), without a Serving object per load.
-    fitting, at = load_curve(cat, cfg, p, req.output_tokens, req.context)
-    seen: dict[int, tuple[float, float, float]] = {}
-
-    def served(u: int) -> tuple[float, float, float]:
-        # Each load once per sizing; not kept beyond it (the sizing itself is).
-        sv = seen.get(u)
-        if sv is None:
-            sv = seen[u] = at(u)
-        return sv
-
-    def ok(sv: tuple[float, float, float]) -> bool:
-        return sv[1] >= floor and sv[2] <= ttft
-
-    one = served(1)
-    if not ok(one):
-        if one[1] < floor:
-            why = f"one user gets {one[1]:,.1f} tokens/s, below the {floor:g} tokens/s floor"
-        else:
-            why = f"the first token takes {one[2]:,.2f} s for a {p:,}-token prompt, over the {ttft:g} s target"
-        return Sizing(False, 0, 0, one[1], one[2], 0.0, why)
-    # The most users one replica holds within the floor and the target (per-user speed falls and TTFT grows
-    # with load, so the set of good loads is an interval from 1).
-    lo, hi = 1, max(1, min(fitting, int(engine_info(cat, est.engine).get("max_batch", 256))))
-    if ok(served(hi)):
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if ok(served(mid)):
-            lo = mid
-        else:
-            hi = mid - 1
-    per_replica = lo
+    users = req.users
+    load = _replica_load(cat, req, est)
+    if isinstance(load, Sizing):
+        return load  # one user alone misses the floor or the target: no number of replicas helps
+    per_replica = load
     replicas = -(-users // per_replica)
     if replicas > policy.max_replicas:
         return Sizing(False, replicas, per_replica, 0.0, 0.0, 0.0,
                       f"needs {replicas:,} replicas of {cfg.count} GPU(s) for {users:,} users, more than the "
                       f"{policy.max_replicas} this tool sizes")
-    total, per_user, first = served(-(-users // replicas))
+    _, at = load_curve(cat, cfg, req.prompt_tokens, req.output_tokens, req.context)
+    total, per_user, first = at(-(-users // replicas))
     return Sizing(True, replicas, per_replica, per_user, first, total * replicas, "")
+
+
+def _replica_load(cat: Catalog, req: Request, est: Estimate | Fit) -> int | Sizing:
+    """The most users one replica holds within the speed floor and the TTFT target, or the Sizing that says one
+    user alone misses them. It does not read the number of users, so requests that differ only in that (a sweep's
+    1, 4 and 16 users) share its binary search over a dozen loads: kept for the process, like the sizing."""
+    return memo.SERVING.get(cat, est.config, ("replica", req.prompt_tokens, req.output_tokens, req.context,
+                                              req.min_tokens_per_s, req.ttft_s, est.engine),
+                            lambda: _search_replica_load(cat, req, est))
+
+
+def _search_replica_load(cat: Catalog, req: Request, est: Estimate | Fit) -> int | Sizing:
+    cfg = est.config
+    p, floor, ttft = req.prompt_tokens, req.min_tokens_per_s, req.ttft_s
+    # serve()'s figures at each load (total tokens/s, per user, TTFT), without a Serving object per load.
+    fitting, at = load_curve(cat, cfg, p, req.output_tokens, req.context)
+
+    def ok(u: int) -> bool:
+        sv = at(u)
+        return sv[1] >= floor and sv[2] <= ttft
+
+    one = at(1)
+    if not (one[1] >= floor and one[2] <= ttft):
+        if one[1] < floor:
+            why = f"one user gets {one[1]:,.1f} tokens/s, below the {floor:g} tokens/s floor"
+        else:
+            why = f"the first token takes {one[2]:,.2f} s for a {p:,}-token prompt, over the {ttft:g} s target"
+        return Sizing(False, 0, 0, one[1], one[2], 0.0, why)
+    # Per-user speed falls and TTFT grows with load, so the set of good loads is an interval from 1.
+    lo, hi = 1, max(1, min(fitting, int(engine_info(cat, est.engine).get("max_batch", 256))))
+    if ok(hi):
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _run_energy(econ: Economics, req: Request, days: float) -> float:

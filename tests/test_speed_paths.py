@@ -555,3 +555,38 @@ def test_a_sweep_row_has_the_views_figures(cat, rules, monkeypatch):
         assert row == _row_from_view(adv.to_dict(detail=False)), kw
         kinds.add((row["presented"], row["workload"]))
     assert {p for p, _ in kinds} >= {"pick", "cheapest_over_budget"} and len({w for _, w in kinds}) >= 6
+
+
+def test_requests_differing_only_in_users_share_one_replica_search_and_size_as_alone(cat, monkeypatch):
+    # The most users a replica holds does not read the number of users: sizing 1, 4, 16 and 400 users of one
+    # configuration searches the loads once, and each sizing equals the one the plain path works out alone.
+    from expert.candidates import size
+    from expert.core.policy import load_policy
+    from expert.estimate import serving_fit
+
+    pol = load_policy()
+    model = cat.models["llama-2-13b"]
+    cfg = Config(model=model, gpu=cat.gpus["l40s"], count=1, precision=cat.precisions["fp8"], workload="inference",
+                 context=4096)
+    _fast(monkeypatch)
+    memo_mod.SERVING.clear()
+    searched = []
+    real = memo_mod.SERVING.get
+
+    def spy(c, cfg_, extra, compute):
+        if extra[0] == "replica":
+            return real(c, cfg_, extra, lambda: searched.append(extra) or compute())
+        return real(c, cfg_, extra, compute)
+
+    monkeypatch.setattr(memo_mod.SERVING, "get", spy)
+    fast = {}
+    for users in (1, 4, 16, 400):
+        req = build_request(cat, model="13b", budget=50_000, users=users, context=4096)
+        fast[users] = size(cat, req, serving_fit(cat, cfg), pol)
+    assert len(searched) == 1
+    assert fast[400].replicas > fast[1].replicas == 1 and fast[400].users_per_replica == fast[1].users_per_replica
+    monkeypatch.undo()
+    _plain(monkeypatch)
+    for users, got in fast.items():
+        req = build_request(cat, model="13b", budget=50_000, users=users, context=4096)
+        assert size(cat, req, serving_fit(cat, cfg), pol) == got
