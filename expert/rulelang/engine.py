@@ -735,12 +735,12 @@ class RuleEngine:
         same firings: they are grouped first, and each such combination is looked at once. `fact_of` gives the
         nested fact of an item."""
         combos: dict[tuple, list[int]] = {}
-        rep: dict[tuple, Any] = {}
+        rep: list[Any] = []  # per combination, in combos' order: the item whose fact a factor is asked about
         for cid, item, cl in zip(ids, items, classes, strict=True):
             members = combos.get(cl)
             if members is None:
                 combos[cl] = [cid]
-                rep[cl] = item
+                rep.append(item)
             else:
                 members.append(cid)
         flat: dict[int, dict[str, Any]] = {}  # by id(item): a representative asked about by several factors
@@ -751,36 +751,49 @@ class RuleEngine:
                 fl = flat[id(item)] = _flatten(fact_of(item), compiled.lookups)
             return tuple(fl[k] for k in keys)
 
-        got: list[dict[tuple, tuple[str, ...]]] = []
+        cls = list(combos)
+        # Per factor, each combination's answer (its fired rule ids), by position: a class tuple is hashed once
+        # per factor (tuples do not keep their hash, and most combinations of a request are distinct, each a
+        # candidate), not again to read the answer back.
+        answers: list[list[tuple[str, ...]]] = []
         for n, (factor, name) in enumerate(compiled.names.items()):
             known = compiled.verdicts[factor]
-            mine: dict[tuple, tuple[str, ...]] = {}
+            mine: dict[tuple, tuple[str, ...] | None] = {}
             ask: dict[tuple, Any] = {}
-            for cl in combos:
+            got: list[Any] = []
+            pending: list[int] = []  # positions whose class this factor's ruleset is asked about below
+            for i, cl in enumerate(cls):
                 ck = cl[n]
-                if ck in mine or ck in ask:
-                    continue
-                hit = known.get(ck)
+                hit = mine.get(ck, _UNSEEN)
+                if hit is _UNSEEN:
+                    hit = mine[ck] = known.get(ck)
+                    if hit is None:
+                        ask[ck] = rep[i]
                 if hit is None:
-                    ask[ck] = rep[cl]
-                else:
-                    mine[ck] = hit
+                    pending.append(i)
+                got.append(hit)
             if ask:
                 keys = compiled.keys[factor]
-                answers = self._assert(compiled, factor, name, keys, [projection(it, keys) for it in ask.values()])
-                new = dict(zip(ask, answers, strict=True))
-                mine.update(new)
+                new = dict(zip(ask, self._assert(compiled, factor, name, keys,
+                                                 [projection(it, keys) for it in ask.values()]), strict=True))
                 if len(known) + len(new) > CLASS_LIMIT:
                     known.clear()
                 known.update(new)
                 compiled.learnt += len(new)
-            got.append(mine)
-        order = compiled.order
+                for i in pending:
+                    got[i] = new[cls[i][n]]
+            answers.append(got)
         out: dict[int, tuple[str, ...]] = {}
-        for cl, members in combos.items():
-            rids = [r for n, mine in enumerate(got) for r in mine[cl[n]]]
-            if rids:
-                fired = tuple(sorted(rids, key=order.__getitem__))
+        if not answers:
+            return out
+        order = compiled.order
+        # The same answers in every factor fire the same rules: their union is sorted once per request.
+        merged: dict[tuple, tuple[str, ...]] = {}
+        for members, per_factor in zip(combos.values(), zip(*answers, strict=True), strict=True):
+            fired = merged.get(per_factor)
+            if fired is None:
+                fired = merged[per_factor] = tuple(sorted([r for a in per_factor for r in a], key=order.__getitem__))
+            if fired:
                 for cid in members:
                     out[cid] = fired
         return out
@@ -830,6 +843,9 @@ class RuleEngine:
             self._collect.clear()
             self.host.delete_state(name, sid)
         return [tuple(dict.fromkeys(r)) for r in fired]
+
+
+_UNSEEN = object()  # a class a factor has not met in this call (None: met, its answer not known)
 
 
 def _itself(fact: dict[str, Any]) -> dict[str, Any]:
