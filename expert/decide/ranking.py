@@ -187,10 +187,34 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
     # set (a sweep's requests fire the same sets again and again).
     meaning = _meanings(ruleset)
     fired_count: dict[tuple[str, ...], int] = {}
+    tiers = policy.tiers
+    # Development boxes and serving trade quality only when they must; training precisions are one tier.
+    by_tier = WORKLOADS[workload].decodes
+    trains = WORKLOADS[workload].trains
+    margin = trains and policy.prefer_schedule_margin
+    # One person at a desk gets the simplest box first: one card rather than a split over two when one fits.
+    fewest_first = WORKLOADS[workload].interactive
+
+    def quality(c: Candidate) -> tuple[int, int]:
+        if by_tier:
+            return (c.tier, c.quality_class)
+        # A run: the reference numerics (bf16) first, then the systems that meet the deadline even at the slow
+        # end of the speed range.
+        return (c.quality_class if trains else 0, int(margin and c.late_at_slow_end))
+
+    # One pass over the candidates (a request ranks hundreds), in lists parallel to `everything`: each one's
+    # product of its (rounded) rule factors (its score's multiplier), its quality, its sort key; and per quality
+    # the cheapest feasible TCO (the score's 100).
     everything: list[Ranked] = []
-    prods: list[float] = []  # each candidate's product of its (rounded) rule factors: its score's multiplier
+    prods: list[float] = []
+    quals: list[tuple[int, int]] = []
+    keys: list[tuple] = []
+    floor: dict[tuple[int, int], float] = {}
+    fidx: list[int] = []
+    ridx: list[int] = []
     by_id = ruleset.by_id
-    for c in candidates:
+    inf = math.inf
+    for i, c in enumerate(candidates):
         rids = fired.get(c.id, ())
         m = meaning.get(rids)
         if m is None:
@@ -210,60 +234,36 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
         fired_count[rids] = fired_count.get(rids, 0) + 1
         rules, rejecting, factors, prod, shown_prod = m
         tco = c.tco
+        effective = tco / prod if tco > 0 and prod > 0 else inf
         # One factors dict per distinct set of fired rules, shared by its candidates (never written: the view
         # copies what it shows).
-        everything.append(Ranked(c, rules, fact_of, 0.0, tco / prod if tco > 0 and prod > 0 else math.inf,
-                                 factors, rejecting))
+        everything.append(Ranked(c, rules, fact_of, 0.0, effective, factors, rejecting))
         prods.append(shown_prod)
+        q = quality(c)
+        quals.append(q)
+        if rejecting:
+            ridx.append(i)
+            if q not in floor:
+                floor[q] = inf
+        else:
+            fidx.append(i)
+            held = floor.get(q, inf)
+            floor[q] = tco if tco < held else held
+        # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order.
+        gpus = c.gpus
+        keys.append((*q, gpus if fewest_first else 0, round(effective, 6), c.capex, gpus, c.gpu.id,
+                     c.precision.id))
     counts: dict[str, int] = {}
     for rids, times in fired_count.items():
         for rid in rids:
             counts[rid] = counts.get(rid, 0) + times
-    tiers = policy.tiers
-    # Development boxes and serving trade quality only when they must; training precisions are one tier.
-    by_tier = WORKLOADS[workload].decodes
-
-    trains = WORKLOADS[workload].trains
-    margin = trains and policy.prefer_schedule_margin
-
-    def quality(c: Candidate) -> tuple[int, int]:
-        if by_tier:
-            return (c.tier, c.quality_class)
-        # A run: the reference numerics (bf16) first, then the systems that meet the deadline even at the slow
-        # end of the speed range.
-        return (c.quality_class if trains else 0, int(margin and c.late_at_slow_end))
-
-    # Per candidate, in lists parallel to `everything` (a request ranks hundreds): its quality, then the cheapest
-    # feasible TCO of each quality (the score's 100).
-    quals = [quality(r.candidate) for r in everything]
-    floor: dict[tuple[int, int], float] = {}
-    fidx: list[int] = []
-    ridx: list[int] = []
-    for i, (r, q) in enumerate(zip(everything, quals, strict=True)):
-        if r.rejecting:
-            ridx.append(i)
-            if q not in floor:
-                floor[q] = math.inf
-        else:
-            fidx.append(i)
-            t = r.candidate.tco
-            floor[q] = min(floor.get(q, math.inf), t)
     for r, q, prod in zip(everything, quals, prods, strict=True):
         cheapest = floor[q]
         tco = r.candidate.tco
         base = cheapest / tco if math.isfinite(cheapest) and tco > 0 else 0.0
         r.score = 100 * base * prod
     best_tier = min((everything[i].candidate.tier for i in fidx), default=0) if by_tier else 0
-
-    # One person at a desk gets the simplest box first: one card rather than a split over two when one fits.
-    fewest_first = WORKLOADS[workload].interactive
-    # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order. The
-    # rejected are listed cheapest first, each price's in the same order.
-    keys = []
-    for r, q in zip(everything, quals, strict=True):
-        c = r.candidate
-        keys.append((*q, c.gpus if fewest_first else 0, round(r.effective_cost, 6), c.capex, c.gpus, c.gpu.id,
-                     c.precision.id))
+    # The rejected are listed cheapest first, each price's in the same order.
     ranked = [everything[i] for i in sorted(fidx, key=keys.__getitem__)]
     rkeys = {i: (everything[i].candidate.capex, keys[i]) for i in ridx}
     rejected = [everything[i] for i in sorted(ridx, key=rkeys.__getitem__)]
