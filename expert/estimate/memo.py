@@ -32,6 +32,11 @@ def memo_disabled() -> bool:
 _off = memo_disabled()
 
 
+def enabled() -> bool:
+    """Whether the tables answer (as of the last refresh): the small per-module caches follow the same switch."""
+    return not _off
+
+
 def refresh() -> None:
     """Re-read GPU_EXPERT_NO_MEMO (once per request, not once per lookup: the lookups are hot)."""
     global _off

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
+from . import memo
 from .config import Config
 from .engines import constant
 from .host import host_power_w
@@ -32,13 +33,7 @@ def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str] | None
     The host is sized for all their GPUs together, as the platform is priced (candidates.platform_cost): eight
     1-GPU replicas share one 8-slot server, not eight 2-slot ones."""
     g, n = cfg.gpu, cfg.count * max(replicas, 1)
-    frac = gpu_load_fraction(cat, cfg.workload)
-    # A development box idles most of the day, its host with it (the same duty cycle as its GPUs); a server
-    # that trains or serves keeps its CPUs, fans and memory busy (host_power_fraction, measured in training).
-    host_frac = frac if WORKLOADS[cfg.workload].interactive else constant(cat, "host_power_fraction")
-    host_max, host_what = host_power_w(cat, g, n, deployment_of(cat, cfg))
-    gpu_w = g.board_power_w * n * frac
-    host_w = host_max * host_frac
+    frac, host_frac, host_max, host_what, gpu_w, host_w = _draw(cat, g, n, cfg.workload, deployment_of(cat, cfg))
     watts = gpu_w + host_w
     kwh_per_hour = watts / 1000 * cfg.pue
     cost_hour = kwh_per_hour * cfg.electricity_per_kwh
@@ -56,6 +51,30 @@ def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str] | None
         "energy_cost_per_hour": cost_hour,
         "energy_cost_per_million_tokens": per_million,
     }
+
+
+# The draw of a system does not depend on the price basis (electricity, currency, PUE): per catalog, GPU, count,
+# workload and deployment, for the process (a request prices some 600 configurations, a sweep many bases of each).
+_DRAWS: dict[tuple, tuple] = {}
+DRAW_LIMIT = 20_000
+
+
+def _draw(cat: Catalog, g, n: int, workload: str, deployment: str) -> tuple:
+    """(GPU load fraction, host load fraction, host rated watts, the host in words, GPU watts, host watts)."""
+    key = (id(cat), id(g), n, workload, deployment)
+    hit = _DRAWS.get(key)
+    if hit is not None and hit[0] is cat and hit[1] is g and memo.enabled():
+        return hit[2]
+    frac = gpu_load_fraction(cat, workload)
+    # A development box idles most of the day, its host with it (the same duty cycle as its GPUs); a server
+    # that trains or serves keeps its CPUs, fans and memory busy (host_power_fraction, measured in training).
+    host_frac = frac if WORKLOADS[workload].interactive else constant(cat, "host_power_fraction")
+    host_max, host_what = host_power_w(cat, g, n, deployment)
+    got = (frac, host_frac, host_max, host_what, g.board_power_w * n * frac, host_max * host_frac)
+    if len(_DRAWS) >= DRAW_LIMIT:
+        _DRAWS.clear()
+    _DRAWS[key] = (cat, g, got)
+    return got
 
 
 def _note(cfg: Config, notes: list[str], n: int, frac: float, host_frac: float, host_max: float, host_what: str,
