@@ -91,6 +91,28 @@ def test_memo_never_serves_another_catalogs_or_gpus_numbers(cat, monkeypatch):
     assert estimate(overlaid, cfg).throughput == first.throughput
 
 
+def test_the_kept_power_draw_is_never_another_gpus_or_price_bases(cat, monkeypatch):
+    # power() keeps a system's draw per catalog, GPU, count, workload and deployment: a GPU with another board
+    # power draws more, a dearer basis costs more for the same watts, and the plain path gives the same figures.
+    from expert.estimate.power import power
+
+    _fast(monkeypatch)
+    g = cat.gpus["l40s"]
+    cfg = Config(model=cat.models["llama-3.1-8b"], gpu=g, count=4, precision=cat.precisions["fp8"],
+                 electricity_per_kwh=0.10, pue=1.3, deployment="datacenter")
+    first = power(cat, cfg, 1000.0, None)
+    hotter = power(cat, dataclasses.replace(cfg, gpu=dataclasses.replace(g, board_power_w=g.board_power_w + 100)),
+                   1000.0, None)
+    assert hotter["gpu_watts"] > first["gpu_watts"]
+    dearer = power(cat, dataclasses.replace(cfg, electricity_per_kwh=0.30, pue=1.5), 1000.0, None)
+    assert dearer["watts"] == first["watts"]
+    assert dearer["energy_cost_per_hour"] == pytest.approx(first["energy_cost_per_hour"] * 3 * 1.5 / 1.3)
+    desk = power(cat, dataclasses.replace(cfg, deployment="workstation", workload="dev"), None, None)
+    _plain(monkeypatch)
+    assert power(cat, cfg, 1000.0, None) == first
+    assert power(cat, dataclasses.replace(cfg, deployment="workstation", workload="dev"), None, None) == desk
+
+
 @pytest.mark.parametrize("switch", [memo_mod.NO_MEMO_ENV, engine_mod.FRESH_ENV])
 def test_switches_turn_the_shortcuts_off(switch, monkeypatch):
     monkeypatch.setenv(switch, "1")
