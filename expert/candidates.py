@@ -352,7 +352,7 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
     parts: dict[tuple[str, int, str], tuple] = shared["parts"] if shared else {}
     table: dict[tuple[str, tuple[int, ...]], list[tuple]] = shared["rows"] if shared else {}
     bases: dict[tuple[str, int, str, int], Basis] = shared["bases"] if shared else {}
-    systems: dict[tuple, Economics] = shared["systems"] if shared else {}
+    systems: dict[tuple, tuple] = shared["systems"] if shared else {}  # economics, rent, nodes
     budgeted: dict[int, Economics] = {}  # this request's copy of each shared Economics, at its budget
     # A build shared for the first time gives its candidates their basis: a signature seen once (most of a random
     # mix) keeps no class items it would never read again.
@@ -431,15 +431,19 @@ def build_candidates(cat: Catalog, req: Request, gpus: list[Gpu] | None = None,
                         # count, the workload, the PUE, the electricity price and the deployment, the platform the
                         # GPU and the count, and the rest is the request's. Computed once per system of this request.
                         system = (g.id, gpus_total, max(sizing.replicas, 1))
-                        econ = systems.get(system)
-                        if econ is None:
-                            econ = systems[system] = _economics(cat, req, g, est, gpus_total,
-                                                                max(sizing.replicas, 1), price, note, hours, pol)
-                        days = _train_days(req, est) if not decodes else 0.0
-                        # Renting reads what the system costs to own and run, not the budget.
-                        got = parts[(g.id, n, p.id)] = (est, sizing, econ,
-                                                        _rent(cat, req, g, gpus_total, econ, days),
-                                                        nodes_spanned(cat, g, gpus_total))
+                        held = systems.get(system)
+                        if held is None:
+                            econ = _economics(cat, req, g, est, gpus_total, max(sizing.replicas, 1), price, note,
+                                              hours, pol)
+                            # Serving rents for the service hours, which read only the system; a run rents for
+                            # its days, each configuration's own (below).
+                            held = systems[system] = (econ, _rent(cat, req, g, gpus_total, econ, 0.0) if decodes
+                                                      else None, nodes_spanned(cat, g, gpus_total))
+                        econ, rent, nodes = held
+                        if not decodes:
+                            # Renting reads what the system costs to own and run, not the budget.
+                            rent = _rent(cat, req, g, gpus_total, econ, _train_days(req, est))
+                        got = parts[(g.id, n, p.id)] = (est, sizing, econ, rent, nodes)
                     fewest = min(fitting_counts) if fitting_counts else 0
                     # One basis per configuration and fewest count that fits, whatever the other counts weighed.
                     basis = bases.get((g.id, n, p.id, fewest))
