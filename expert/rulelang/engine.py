@@ -167,10 +167,8 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
             f"v = {access}",
             "vc = v.__class__",
             "if vc is float:",
-            "    if v - v != 0.0:",  # inf and nan: refused
-            "        raise _NotFinite",
-            "    if not (TINY <= abs(v) <= HUGE):",
-            "        v = _engine_number(v)",
+            "    if not (TINY <= abs(v) <= HUGE):",  # nan and inf fail it too: _engine_float refuses them
+            "        v = _engine_float(v)",
             f"    {K} = _bisect({L}, v) * 2 + (v in {S}) + 2",
             "elif vc is int:",
             "    if v > HUGE or v < -HUGE:",
@@ -192,10 +190,8 @@ def _field_code(i: int, path: str, access: str, entries: dict[int, tuple], strin
             f"v = {access}",
             "vc = v.__class__",
             "if vc is float:",
-            "    if v - v != 0.0:",
-            "        raise _NotFinite",
             "    if not (TINY <= abs(v) <= HUGE):",
-            "        v = _engine_number(v)",
+            "        v = _engine_float(v)",
             "elif vc is int and (v > HUGE or v < -HUGE):",
             "    v = int(_copysign(HUGE, v))",
             f"{K} = v",
@@ -214,10 +210,8 @@ def _value_code(x: str, access: str, raw: bool) -> list[str]:
         f"{x} = {access}",
         f"vc = {x}.__class__",
         "if vc is float:",
-        f"    if {x} - {x} != 0.0:",  # inf and nan: refused
-        "        raise _NotFinite",
-        f"    if not (TINY <= abs({x}) <= HUGE):",
-        f"        {x} = _engine_number({x})",
+        f"    if not (TINY <= abs({x}) <= HUGE):",  # nan and inf fail it too: _engine_float refuses them
+        f"        {x} = _engine_float({x})",
         f"elif vc is int and ({x} > HUGE or {x} < -HUGE):",
         f"    {x} = int(_copysign(HUGE, {x}))",
     ]
@@ -445,9 +439,17 @@ def _all_classes_function(compiled: _Compiled, from_candidate: bool = False) -> 
     return fn, tables
 
 
+def _engine_float(v: float) -> float:
+    """engine_number of a float outside [TINY, HUGE] in magnitude, or of nan or an infinity, which are refused:
+    the class functions test the common case inline (one comparison chain) and call this for the rest."""
+    if v - v != 0.0:
+        raise _NotFinite
+    return engine_number(v)
+
+
 def _class_env() -> dict[str, Any]:
     return {"_NotFinite": _NotFinite, "_bisect": bisect.bisect_left, "OTHER": OTHER,
-            "_engine_number": engine_number, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
+            "_engine_float": _engine_float, "_copysign": math.copysign, "TINY": TINY, "HUGE": HUGE}
 
 
 def _compile_class(env: dict[str, Any], lines: list[str], result: str, args: str = "fact",
