@@ -548,6 +548,30 @@ def test_config_of_gives_the_constructors_config(cat):
         fast.count = 3
 
 
+def test_config_but_and_plan_copy_equal_dataclasses_replace(cat, monkeypatch):
+    # The estimator's copies with a few fields changed (the serving capacity's KV length, the plan search's
+    # canonical precision, a priced copy of the chosen plan) must be replace()'s, and refuse what it refuses.
+    from expert.estimate import plan_training
+
+    cfg = Config(cat.models["llama-3.1-8b"], cat.gpus["rtx-4090"], 2, cat.precisions["q4_k_m"], "lora", 4096, 4,
+                 "vllm", "fp8", 0.2, "CNY", 1.3, "datacenter")
+    for changes in ({}, {"context": 8192, "batch": 1}, {"precision": cat.precisions["bf16"], "engine": None,
+                                                         "kv_cache": None}):
+        fast, plain = cfg.but(**changes), dataclasses.replace(cfg, **changes)
+        assert fast == plain and vars(fast) == vars(plain)
+    with pytest.raises(TypeError, match="no field 'contxt'"):
+        cfg.but(contxt=1)
+    _fast(monkeypatch)
+    train = Config(cat.models["llama-3.1-8b"], cat.gpus["h100-sxm"], 8, cat.precisions["bf16"], "finetune")
+    p = plan_training(cat, train, worded=False)
+    assert p.full is not None and p.detailed() is p.detailed()  # a detailed plan is kept on the copy ...
+    q, r = p.copy(notes=["x"], cost={}), dataclasses.replace(p, notes=["x"], cost={})
+    assert "_detailed" not in vars(q) and vars(q) == vars(r)
+    assert q.detailed() is not p.detailed()  # ... and never handed to its copies
+    with pytest.raises(TypeError, match="no field 'note'"):
+        p.copy(note=[])
+
+
 def _row_from_view(doc: dict) -> dict:
     # What `expert sweep` wrote from the whole view before Advice.sweep_row: the reference it must equal.
     r = doc["recommendation"] or doc["cheapest_over_budget"] or {}

@@ -10,7 +10,7 @@ maximum batch; users beyond that queue.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..catalog import Catalog
@@ -75,7 +75,7 @@ def _capacity(cat: Catalog, cfg: Config, p: int, o: int, context: int | None) ->
     # `context`: the KV length each sequence keeps (a chat's history), when longer than its prompt and answer;
     # the prompt is what is new and prefilled per request.
     kv = max(int(context or 0), p + o)
-    mem = estimate_memory(cat, replace(cfg, context=kv, batch=1), engine, None)
+    mem = estimate_memory(cat, cfg.but(context=kv, batch=1), engine, None)
     b = mem.breakdown
     n = cfg.count
     # Engines pre-allocate a share of GPU memory (vLLM gpu_memory_utilization, TensorRT-LLM free-memory fraction)
