@@ -636,3 +636,25 @@ def test_requests_differing_only_in_users_share_one_replica_search_and_size_as_a
     for users, got in fast.items():
         req = build_request(cat, model="13b", budget=50_000, users=users, context=4096)
         assert size(cat, req, serving_fit(cat, cfg), pol) == got
+
+
+def test_kept_layouts_are_a_fresh_searchs_and_shared_only_by_the_same_shape(cat, monkeypatch):
+    # A training search's layouts are kept per model, count, node, sequence, micro-batch and global batch: another
+    # GPU with the same node shares them, another count or sequence does not, and the plain path builds equal ones.
+    from expert.estimate import plan as plan_mod
+
+    _fast(monkeypatch)
+    m = cat.models["llama-3.1-70b"]
+    cfg = Config(m, cat.gpus["h100-sxm"], 16, cat.precisions["bf16"], "finetune", 4096, 1)
+    tokens = plan_mod._global_tokens(cat, cfg, None)
+    first = plan_mod._layouts(cat, cfg, tokens)
+    assert plan_mod._layouts(cat, dataclasses.replace(cfg, gpu=cat.gpus["h200-sxm"]), tokens) is first
+    longer = plan_mod._layouts(cat, dataclasses.replace(cfg, context=8192), tokens)
+    more = plan_mod._layouts(cat, dataclasses.replace(cfg, count=32), tokens)
+    assert longer is not first and more is not first and more != first
+    listed = plan_mod.layouts(cat, cfg, tokens)
+    listed.clear()  # the public list is the caller's own
+    assert plan_mod._layouts(cat, cfg, tokens)[0]
+    _plain(monkeypatch)
+    assert plan_mod._layouts(cat, cfg, tokens) == first and plan_mod._layouts(cat, cfg, tokens) is not first
+    assert plan_mod._layouts(cat, dataclasses.replace(cfg, context=8192), tokens) == longer

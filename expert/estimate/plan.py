@@ -12,7 +12,7 @@ each link, and host traffic; `choose` keeps those that fit and takes the fastest
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import attrgetter
@@ -24,6 +24,7 @@ from .config import GIB, Config
 from .engines import constant, engine_efficiency, training_key
 from .links import link_for, scale_up_gpus
 from .memo import PLANS
+from .memo import enabled as memo_enabled
 from .memory import layer_activation_bytes, lora_params, weight_bytes
 from .power import power
 
@@ -537,14 +538,36 @@ def layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
     """Candidate layouts: TP up to the NVLink domain (or the node over PCIe), CP for long sequences, PP only
     across nodes, DP for the rest; gradient accumulation sized to the global batch. Layouts with more data
     parallel than the largest published batch allows are left out (see _layouts)."""
-    return _layouts(cat, cfg, global_tokens)[0]
+    return list(_layouts(cat, cfg, global_tokens)[0])
 
 
-def _layouts(cat: Catalog, cfg: Config, global_tokens: float) -> tuple[list[Layout], list[Layout]]:
+# The layouts of a search read the model's shape, the GPU count and node, the sequence, the micro-batch and the
+# global batch: the same for every GPU type, precision and price basis of a sweep that shares them (a training
+# request searches some 50 configurations, each building up to two dozen Layouts). Layout is frozen: shared.
+_LAYOUTS: dict[tuple, tuple] = {}
+LAYOUTS_LIMIT = 4_000
+
+
+def _layouts(cat: Catalog, cfg: Config, global_tokens: float) -> tuple[tuple[Layout, ...], tuple[Layout, ...]]:
     """The layouts within the batch limit, and those over it (over_batch)."""
-    m, n = cfg.model, cfg.count
+    m = cfg.model
     node = gpus_per_node(cat, cfg)
-    out, over = [], []
+    key = (id(cat), id(m), cfg.count, node, cfg.context, cfg.batch, global_tokens)
+    hit = _LAYOUTS.get(key)
+    if hit is not None and hit[0] is cat and hit[1] is m and memo_enabled():
+        return hit[2]
+    got = _make_layouts(cat, cfg, node, global_tokens)
+    if len(_LAYOUTS) >= LAYOUTS_LIMIT:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = (cat, m, got)
+    return got
+
+
+def _make_layouts(cat: Catalog, cfg: Config, node: int,
+                  global_tokens: float) -> tuple[tuple[Layout, ...], tuple[Layout, ...]]:
+    m, n = cfg.model, cfg.count
+    out: list[Layout] = []
+    over: list[Layout] = []
     for tp in _pow2_upto(min(node, 8)):
         if m.attention_heads % tp or (m.kv_heads % tp and tp > m.kv_heads):
             continue
@@ -560,7 +583,7 @@ def _layouts(cat: Catalog, cfg: Config, global_tokens: float) -> tuple[list[Layo
                 ga = max(1, math.ceil(global_tokens / (dp * mb * cfg.context)))
                 lo = Layout(tp, pp, dp, cp, mb, ga, interleave(m.layers, pp))
                 (over if over_batch(cat, cfg, lo, global_tokens) else out).append(lo)
-    return out, over
+    return tuple(out), tuple(over)
 
 
 def over_batch(cat: Catalog, cfg: Config, lo: Layout, global_tokens: float) -> bool:
@@ -674,7 +697,7 @@ def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
     st_fix = {k: v for k, v in constraint.items() if k in Strategy.__dataclass_fields__}
     fx = _Fixed(cat, cfg)
 
-    def weigh(los: list[Layout]) -> list[Scored]:
+    def weigh(los: Sequence[Layout]) -> list[Scored]:
         plans = []
         for lo in los:
             if lay_fix and any(getattr(lo, k) != v for k, v in lay_fix.items()):
@@ -708,7 +731,7 @@ def _scored(cat: Catalog, cfg: Config, global_tokens: float | None,
     return fx, plans
 
 
-def _weighed_layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
+def _weighed_layouts(cat: Catalog, cfg: Config, global_tokens: float) -> Sequence[Layout]:
     """The layouts an unconstrained search weighs (as _scored: those within the batch limit, else the fewest
     data-parallel ranks over it that some framework runs)."""
     within, over = _layouts(cat, cfg, global_tokens)

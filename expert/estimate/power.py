@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..catalog import Catalog
+from ..catalog import Catalog, Gpu
 from ..core.workloads import WORKLOADS
 from . import memo
 from .config import Config
@@ -59,7 +59,7 @@ _DRAWS: dict[tuple, tuple] = {}
 DRAW_LIMIT = 20_000
 
 
-def _draw(cat: Catalog, g, n: int, workload: str, deployment: str) -> tuple:
+def _draw(cat: Catalog, g: Gpu, n: int, workload: str, deployment: str) -> tuple:
     """(GPU load fraction, host load fraction, host rated watts, the host in words, GPU watts, host watts)."""
     key = (id(cat), id(g), n, workload, deployment)
     hit = _DRAWS.get(key)
