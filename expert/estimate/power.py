@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ..catalog import Catalog, Gpu
 from ..core.workloads import WORKLOADS
-from . import memo
 from .config import Config
 from .engines import constant
 from .host import host_power_w
+from .memo import enabled as memo_enabled
 
 
 def deployment_of(cat: Catalog, cfg: Config) -> str:
@@ -63,7 +63,7 @@ def _draw(cat: Catalog, g: Gpu, n: int, workload: str, deployment: str) -> tuple
     """(GPU load fraction, host load fraction, host rated watts, the host in words, GPU watts, host watts)."""
     key = (id(cat), id(g), n, workload, deployment)
     hit = _DRAWS.get(key)
-    if hit is not None and hit[0] is cat and hit[1] is g and memo.enabled():
+    if hit is not None and hit[0] is cat and hit[1] is g and memo_enabled():
         return hit[2]
     frac = gpu_load_fraction(cat, workload)
     # A development box idles most of the day, its host with it (the same duty cycle as its GPUs); a server
