@@ -247,8 +247,7 @@ def rank(ruleset: RuleSet, candidates: list[Candidate], fired: dict[int, tuple[s
                 floor[q] = inf
         else:
             fidx.append(i)
-            held = floor.get(q, inf)
-            floor[q] = tco if tco < held else held
+            floor[q] = min(floor.get(q, inf), tco)
         # Ties (identical costs) break on price, then GPU count, then ids: output never depends on fact order.
         gpus = c.gpus
         keys.append((*q, gpus if fewest_first else 0, round(effective, 6), c.capex, gpus, c.gpu.id,

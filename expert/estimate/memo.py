@@ -32,11 +32,6 @@ def memo_disabled() -> bool:
 _off = memo_disabled()
 
 
-def enabled() -> bool:
-    """Whether the tables answer (as of the last refresh): the small per-module caches follow the same switch."""
-    return not _off
-
-
 def refresh() -> None:
     """Re-read GPU_EXPERT_NO_MEMO (once per request, not once per lookup: the lookups are hot)."""
     global _off
@@ -78,6 +73,33 @@ class Memo:
             for k in list(islice(self._d, len(self._d) // 2)):
                 del self._d[k]
         self._d[key] = (cat, cfg.model, cfg.gpu, cfg.precision, value)
+        return value
+
+
+class Kept:
+    """A bounded table of a pure function's results per two objects it reads (by identity: an id is reused once
+    its object is freed, so each hit is checked against them) and plain values; the whole table is dropped when
+    full. For the small caches outside the Config-keyed tables (a system's power draw, a search's layouts); off
+    with them (GPU_EXPERT_NO_MEMO)."""
+
+    def __init__(self, limit: int) -> None:
+        self._d: dict[tuple, tuple] = {}
+        self.limit = limit
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def get(self, a: object, b: object, key: tuple, compute: Callable[[], T]) -> T:
+        if _off:
+            return compute()
+        k = (id(a), id(b)) + key
+        hit = self._d.get(k)
+        if hit is not None and hit[0] is a and hit[1] is b:
+            return hit[2]
+        value = compute()
+        if len(self._d) >= self.limit:
+            self._d.clear()
+        self._d[k] = (a, b, value)
         return value
 
 

@@ -20,11 +20,10 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..core.workloads import WORKLOADS
-from .config import GIB, Config
+from .config import GIB, Config, replaced
 from .engines import constant, engine_efficiency, training_key
 from .links import link_for, scale_up_gpus
-from .memo import PLANS
-from .memo import enabled as memo_enabled
+from .memo import PLANS, Kept
 from .memory import layer_activation_bytes, lora_params, weight_bytes
 from .power import power
 
@@ -131,17 +130,9 @@ class Plan:
 
     def copy(self, **changes: Any) -> Plan:
         """dataclasses.replace(self, **changes) for the search's chosen plan, which the estimator copies for each
-        configuration it prices (its __init__ and default factories cost 10 us a copy), without the detailed
-        plan a copy works out for itself. Tested equal to replace."""
-        unknown = changes.keys() - Plan.__dataclass_fields__.keys()
-        if unknown:
-            raise TypeError(f"Plan has no field {sorted(unknown)[0]!r}")
-        q = object.__new__(Plan)
-        d = q.__dict__
-        d.update(self.__dict__)
-        d.pop("_detailed", None)
-        d.update(changes)
-        return q
+        configuration it prices (replace's __init__ and default factories cost 10 us a copy), without the
+        detailed plan a copy works out for itself. Tested equal to replace."""
+        return replaced(self, changes, drop=("_detailed",))
 
     def detailed(self) -> Plan:
         """This plan with its notes, the best of each strategy family and its launch config: the same search,
@@ -544,23 +535,14 @@ def layouts(cat: Catalog, cfg: Config, global_tokens: float) -> list[Layout]:
 # The layouts of a search read the model's shape, the GPU count and node, the sequence, the micro-batch and the
 # global batch: the same for every GPU type, precision and price basis of a sweep that shares them (a training
 # request searches some 50 configurations, each building up to two dozen Layouts). Layout is frozen: shared.
-_LAYOUTS: dict[tuple, tuple] = {}
-LAYOUTS_LIMIT = 4_000
+_LAYOUTS = Kept(4_000)
 
 
 def _layouts(cat: Catalog, cfg: Config, global_tokens: float) -> tuple[tuple[Layout, ...], tuple[Layout, ...]]:
     """The layouts within the batch limit, and those over it (over_batch)."""
-    m = cfg.model
     node = gpus_per_node(cat, cfg)
-    key = (id(cat), id(m), cfg.count, node, cfg.context, cfg.batch, global_tokens)
-    hit = _LAYOUTS.get(key)
-    if hit is not None and hit[0] is cat and hit[1] is m and memo_enabled():
-        return hit[2]
-    got = _make_layouts(cat, cfg, node, global_tokens)
-    if len(_LAYOUTS) >= LAYOUTS_LIMIT:
-        _LAYOUTS.clear()
-    _LAYOUTS[key] = (cat, m, got)
-    return got
+    return _LAYOUTS.get(cat, cfg.model, (cfg.count, node, cfg.context, cfg.batch, global_tokens),
+                        lambda: _make_layouts(cat, cfg, node, global_tokens))
 
 
 def _make_layouts(cat: Catalog, cfg: Config, node: int,

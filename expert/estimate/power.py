@@ -8,7 +8,7 @@ from ..core.workloads import WORKLOADS
 from .config import Config
 from .engines import constant
 from .host import host_power_w
-from .memo import enabled as memo_enabled
+from .memo import Kept
 
 
 def deployment_of(cat: Catalog, cfg: Config) -> str:
@@ -55,26 +55,21 @@ def power(cat: Catalog, cfg: Config, rate: float | None, notes: list[str] | None
 
 # The draw of a system does not depend on the price basis (electricity, currency, PUE): per catalog, GPU, count,
 # workload and deployment, for the process (a request prices some 600 configurations, a sweep many bases of each).
-_DRAWS: dict[tuple, tuple] = {}
-DRAW_LIMIT = 20_000
+_DRAWS = Kept(20_000)
 
 
 def _draw(cat: Catalog, g: Gpu, n: int, workload: str, deployment: str) -> tuple:
     """(GPU load fraction, host load fraction, host rated watts, the host in words, GPU watts, host watts)."""
-    key = (id(cat), id(g), n, workload, deployment)
-    hit = _DRAWS.get(key)
-    if hit is not None and hit[0] is cat and hit[1] is g and memo_enabled():
-        return hit[2]
+    return _DRAWS.get(cat, g, (n, workload, deployment), lambda: _work_out_draw(cat, g, n, workload, deployment))
+
+
+def _work_out_draw(cat: Catalog, g: Gpu, n: int, workload: str, deployment: str) -> tuple:
     frac = gpu_load_fraction(cat, workload)
     # A development box idles most of the day, its host with it (the same duty cycle as its GPUs); a server
     # that trains or serves keeps its CPUs, fans and memory busy (host_power_fraction, measured in training).
     host_frac = frac if WORKLOADS[workload].interactive else constant(cat, "host_power_fraction")
     host_max, host_what = host_power_w(cat, g, n, deployment)
-    got = (frac, host_frac, host_max, host_what, g.board_power_w * n * frac, host_max * host_frac)
-    if len(_DRAWS) >= DRAW_LIMIT:
-        _DRAWS.clear()
-    _DRAWS[key] = (cat, g, got)
-    return got
+    return frac, host_frac, host_max, host_what, g.board_power_w * n * frac, host_max * host_frac
 
 
 def _note(cfg: Config, notes: list[str], n: int, frac: float, host_frac: float, host_max: float, host_what: str,
